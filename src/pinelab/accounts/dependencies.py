@@ -1,0 +1,43 @@
+"""Who is asking: the bearer token's user, and the admin check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pinelab.accounts.models import User
+from pinelab.accounts.security import ACCESS_AUDIENCE, decode_jwt
+from pinelab.api.deps import ContextDep
+from pinelab.errors import AuthenticationError, AuthorizationError
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+
+
+async def current_user(
+    context: ContextDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """Return the active user the access token names, or answer 401."""
+    if credentials is None:
+        raise AuthenticationError("Missing bearer token")
+    claims = decode_jwt(credentials.credentials, audience=ACCESS_AUDIENCE, key=context.secret_key)
+    if claims is None:
+        raise AuthenticationError("Invalid or expired access token")
+    async with context.db.session() as session:
+        user = await session.get(User, int(claims["sub"]))
+    if user is None or not user.is_active:
+        raise AuthenticationError("Invalid or expired access token")
+    return user
+
+
+async def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
+    """Return the current user when an admin, else answer 403."""
+    if user.role != "admin":
+        raise AuthorizationError("Administrator role required")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+CurrentAdmin = Annotated[User, Depends(current_admin)]

@@ -1,0 +1,1 @@
+"""API: the app factory, error handling, middleware and router assembly."""

@@ -1,0 +1,98 @@
+"""One error body everywhere: {"error", "message", "details"}; never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pinelab import errors
+
+log = structlog.get_logger(__name__)
+
+STATUS_BY_ERROR: list[tuple[type[errors.BusinessLogicError], int]] = [
+    (errors.ValidationFailed, 422),
+    (errors.InsufficientFundsError, 422),
+    (errors.OrderRejectedError, 422),
+    (errors.AuthenticationError, 401),
+    (errors.AuthorizationError, 403),
+    (errors.RateLimitExceeded, 429),
+    (errors.ResourceNotFoundError, 404),
+    (errors.DuplicateResourceError, 409),
+    (errors.ConflictError, 409),
+]
+
+HTTP_ERROR_NAMES = {
+    400: "BadRequest",
+    401: "AuthenticationError",
+    403: "AuthorizationError",
+    404: "ResourceNotFoundError",
+    405: "MethodNotAllowed",
+    409: "ConflictError",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    422: "ValidationError",
+    429: "RateLimitExceeded",
+}
+
+
+def error_body(error: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Build the one error body."""
+    return {"error": error, "message": message, "details": details or []}
+
+
+def status_for(exc: errors.BusinessLogicError) -> int:
+    """Return the HTTP status of a domain error."""
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+async def _business_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.BusinessLogicError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthenticationError) else {}
+    if isinstance(exc, errors.RateLimitExceeded):
+        headers["Retry-After"] = str(exc.retry_after)
+    body = error_body(type(exc).__name__, exc.message, [d.as_dict() for d in exc.details])
+    return JSONResponse(body, status_code=status_for(exc), headers=headers)
+
+
+def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"field": _field_name(err.get("loc", ())), "message": err.get("msg", "invalid"), "type": err.get("type", "value_error")}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+    return JSONResponse(error_body("ValidationError", f"Request validation failed: {summary}", details), status_code=422)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    name = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+    message = exc.detail if isinstance(exc.detail, str) else name
+    return JSONResponse(error_body(name, message), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    body = error_body("InternalServerError", "An unexpected error occurred; it has been logged.")
+    return JSONResponse(body, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to the one body."""
+    app.add_exception_handler(errors.BusinessLogicError, _business_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled_error)

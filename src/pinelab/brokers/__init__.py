@@ -1,0 +1,1 @@
+"""Brokers: the Broker protocol, its adapters (paper, Alpaca, CCXT) and broker accounts."""

@@ -1,0 +1,36 @@
+"""Import every table so the metadata (and Alembic) sees the whole schema."""
+
+from pinelab.accounts.models import AuthSession, User
+from pinelab.brokers.models import (
+    BrokerAccount,
+    PaperAccount,
+    PaperFill,
+    PaperOrder,
+    PaperPosition,
+    PaperQuote,
+)
+from pinelab.db.base import Base
+from pinelab.jobs.models import Job
+from pinelab.signals.models import Signal
+from pinelab.strategies.models import Strategy, StrategyBrokerAccount
+from pinelab.trading.models import Fill, Order, OrderEvent, Position
+
+__all__ = [
+    "AuthSession",
+    "Base",
+    "BrokerAccount",
+    "Fill",
+    "Job",
+    "Order",
+    "OrderEvent",
+    "PaperAccount",
+    "PaperFill",
+    "PaperOrder",
+    "PaperPosition",
+    "PaperQuote",
+    "Position",
+    "Signal",
+    "Strategy",
+    "StrategyBrokerAccount",
+    "User",
+]

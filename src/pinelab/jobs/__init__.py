@@ -1,0 +1,1 @@
+"""Jobs: the durable queue, retry policy, dead letters and the worker."""

@@ -1,0 +1,1 @@
+"""Signals: webhook ingestion, alert formats, dedupe and the signal log."""

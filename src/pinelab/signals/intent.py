@@ -1,0 +1,125 @@
+"""AlertIntent: what an alert asks for, once parsed and validated (see ../shared/ALERTS.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pinelab.brokers.base import OrderType, TimeInForce
+
+
+class Action(StrEnum):
+    """What the alert wants done in its ticker."""
+
+    BUY = "buy"
+    SELL = "sell"
+    EXIT = "exit"
+    CANCEL = "cancel"
+    ADD = "add"
+
+
+class QuantityType(StrEnum):
+    """How `quantity` is to be read."""
+
+    FIXED = "fixed"
+    NOTIONAL = "notional"
+    PERCENT_OF_EQUITY = "percent_of_equity"
+
+
+class Sentiment(StrEnum):
+    """The strategy's market position after the alert."""
+
+    LONG = "long"
+    SHORT = "short"
+    FLAT = "flat"
+
+
+@dataclass(frozen=True)
+class ExitTarget:
+    """A take-profit or stop-loss given as a price, a percent or an amount from the entry."""
+
+    price: Decimal | None = None
+    percent: Decimal | None = None
+    amount: Decimal | None = None
+    order_type: OrderType = OrderType.STOP
+    limit_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class AlertIntent:
+    """A parsed alert. `passphrase` is checked at ingest and never stored."""
+
+    ticker: str
+    action: Action
+    quantity: Decimal | None = None
+    quantity_type: QuantityType = QuantityType.FIXED
+    price: Decimal | None = None
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+    take_profit: ExitTarget | None = None
+    stop_loss: ExitTarget | None = None
+    sentiment: Sentiment | None = None
+    position_size: Decimal | None = None
+    alert_id: str | None = None
+    alert_time: str | None = None
+    passphrase: str | None = None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """Return the key that makes a repeat of this alert a duplicate, if it has one."""
+        if self.alert_id is None and self.alert_time is None:
+            return None
+        return f"{self.alert_id or ''}|{self.alert_time or ''}"
+
+    def to_record(self) -> dict[str, Any]:
+        """Return a JSON-ready dict for the signal log, without the passphrase."""
+        data = asdict(self)
+        data.pop("passphrase", None)
+        return _jsonable(data)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> AlertIntent:
+        """Rebuild an intent stored by `to_record`."""
+        values = dict(data)
+        for name in ("quantity", "price", "limit_price", "stop_price", "trail_percent", "position_size"):
+            if values.get(name) is not None:
+                values[name] = Decimal(values[name])
+        for name in ("take_profit", "stop_loss"):
+            if values.get(name) is not None:
+                values[name] = _exit_target(values[name])
+        values["action"] = Action(values["action"])
+        values["quantity_type"] = QuantityType(values["quantity_type"])
+        values["order_type"] = OrderType(values["order_type"])
+        values["time_in_force"] = TimeInForce(values["time_in_force"])
+        if values.get("sentiment") is not None:
+            values["sentiment"] = Sentiment(values["sentiment"])
+        return cls(**values)
+
+
+def _exit_target(data: dict[str, Any]) -> ExitTarget:
+    return ExitTarget(
+        price=_dec(data.get("price")),
+        percent=_dec(data.get("percent")),
+        amount=_dec(data.get("amount")),
+        order_type=OrderType(data.get("order_type", OrderType.STOP)),
+        limit_price=_dec(data.get("limit_price")),
+    )
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value

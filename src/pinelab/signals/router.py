@@ -1,0 +1,94 @@
+"""HTTP routes of the signals package: the TradingView webhook and the signal log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from pinelab.api.deps import ContextDep
+from pinelab.api.errors import error_body, status_for
+from pinelab.api.request import client_ip, read_capped_body
+from pinelab.errors import AuthorizationError, BusinessLogicError
+from pinelab.signals.service import RecordedRejection, UnknownWebhook
+
+TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
+
+webhook_router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["signals"])
+
+_ALERT_EXAMPLE = {
+    "ticker": "AAPL",
+    "action": "buy",
+    "quantity": "10",
+    "price": "190.25",
+    "id": "entry-1",
+    "time": "2026-01-02T15:30:00Z",
+}
+
+
+@webhook_router.post(
+    "/webhooks/{token}",
+    status_code=202,
+    summary="Receive a TradingView alert",
+    responses={
+        202: {"description": "Stored; acting on it", "content": {"application/json": {"example": {"signal_id": 1, "status": "accepted"}}}},
+        401: {"description": "Passphrase missing or wrong (the alert is recorded as rejected)"},
+        404: {"description": "Unknown webhook token"},
+        409: {"description": "Strategy disabled (the alert is recorded as rejected)"},
+        413: {"description": "Body larger than the limit (the alert is recorded as rejected)"},
+        422: {"description": "Alert not understood (recorded as rejected, reason in the body)"},
+        429: {"description": "Too many alerts for the strategy or bad tokens from the source"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": _ALERT_EXAMPLE},
+                "text/plain": {"schema": {"type": "string"}, "example": "buy AAPL 10"},
+            },
+        }
+    },
+)
+async def receive_alert(
+    request: Request,
+    context: ContextDep,
+    token: Annotated[str, Path(min_length=1, max_length=256)],
+) -> Response:
+    """Store an alert durably with its execution job, then answer 202 with the signal id."""
+    settings = context.settings
+    source_ip = client_ip(request, settings.trusted_proxies)
+    if settings.tradingview_ips_only and source_ip not in TRADINGVIEW_IPS:
+        raise AuthorizationError("Webhooks are accepted only from TradingView's addresses")
+    if len(token) > 128:
+        raise UnknownWebhook
+    body, truncated = await read_capped_body(request, settings.webhook_max_body_bytes)
+    assert context.ingestor is not None
+    try:
+        result = await context.ingestor.ingest(
+            token=token,
+            body=body,
+            content_type=request.headers.get("content-type"),
+            source_ip=source_ip,
+            truncated=truncated,
+        )
+    except RecordedRejection as rejection:
+        return _rejection_response(rejection)
+    content = orjson.dumps({"signal_id": result.signal_id, "status": result.status})
+    return Response(content, status_code=202, media_type="application/json")
+
+
+def _rejection_response(rejection: RecordedRejection) -> Response:
+    error = rejection.error
+    assert isinstance(error, BusinessLogicError)
+    status = 413 if any(d.field == "body" and "limit" in d.message for d in error.details) else status_for(error)
+    body = error_body(type(error).__name__, error.message, [d.as_dict() for d in error.details])
+    body["signal_id"] = rejection.signal_id
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"X-Signal-ID": str(rejection.signal_id)},
+    )

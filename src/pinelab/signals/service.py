@@ -1,0 +1,118 @@
+"""Webhook ingestion: authenticate by token, parse, dedupe, store durably, then acknowledge."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from pinelab.api.ratelimit import RateLimiter
+from pinelab.clock import now
+from pinelab.errors import (
+    AuthenticationError,
+    ConflictError,
+    ErrorDetail,
+    RateLimitExceeded,
+    ResourceNotFoundError,
+)
+from pinelab.signals.exceptions import AlertRejected
+from pinelab.signals.intent import AlertIntent
+from pinelab.signals.parser import parse_alert
+from pinelab.signals.writer import ACCEPTED, REJECTED, PendingSignal, SignalWriter
+from pinelab.strategies.tokens import StrategySnapshot, TokenDirectory, passphrase_matches
+from pinelab.trading.execution import EXECUTE_SIGNAL
+
+
+class UnknownWebhook(ResourceNotFoundError):
+    """No live strategy has this token (the same answer for a wrong and a deleted one)."""
+
+    def __init__(self) -> None:
+        super().__init__("Webhook")
+
+
+class RecordedRejection(Exception):
+    """An alert refused after it was stored; carries the signal id and the refusal."""
+
+    def __init__(self, signal_id: int, error: Exception) -> None:
+        super().__init__(str(error))
+        self.signal_id = signal_id
+        self.error = error
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What the webhook answers."""
+
+    signal_id: int
+    status: str
+
+
+@dataclass
+class Ingestor:
+    """Everything ingestion needs, built once per process."""
+
+    tokens: TokenDirectory
+    writer: SignalWriter
+    secret_key: str
+    strategy_limiter: RateLimiter
+    bad_token_limiter: RateLimiter
+    max_attempts: int = 5
+
+    async def ingest(self, *, token: str, body: bytes, content_type: str | None, source_ip: str | None, truncated: bool = False) -> IngestResult:
+        """Store one alert and enqueue its execution, or store why it was refused."""
+        strategy = await self.tokens.lookup(token)
+        if strategy is None:
+            retry_after = self.bad_token_limiter.hit(source_ip or "unknown")
+            if retry_after is not None:
+                raise RateLimitExceeded("Too many requests with unknown webhook tokens", retry_after=retry_after)
+            raise UnknownWebhook
+        retry_after = self.strategy_limiter.hit(str(strategy.id))
+        if retry_after is not None:
+            raise RateLimitExceeded("Too many alerts for this strategy", retry_after=retry_after)
+        values = _signal_values(strategy, body, content_type, source_ip)
+        try:
+            intent = _accept(strategy, body, content_type, truncated=truncated, secret_key=self.secret_key)
+        except (AlertRejected, AuthenticationError, ConflictError) as error:
+            values.update(status=REJECTED, reason=error.message)
+            signal_id, _ = await self.writer.write(PendingSignal(values))
+            raise RecordedRejection(signal_id, error) from error
+        values.update(intent=intent.to_record(), ticker=intent.ticker, action=intent.action.value, idempotency_key=intent.idempotency_key)
+        pending = PendingSignal(
+            values,
+            job_kind=EXECUTE_SIGNAL,
+            job_max_attempts=self.max_attempts,
+            duplicate_window_seconds=strategy.duplicate_window_seconds,
+        )
+        signal_id, status = await self.writer.write(pending)
+        return IngestResult(signal_id=signal_id, status=status)
+
+
+def _accept(strategy: StrategySnapshot, body: bytes, content_type: str | None, *, truncated: bool, secret_key: str) -> AlertIntent:
+    if truncated:
+        raise AlertRejected([ErrorDetail("body", "is larger than the webhook body limit")])
+    intent = parse_alert(body, content_type)
+    if strategy.passphrase_hash is not None and not passphrase_matches(intent.passphrase, strategy.passphrase_hash, key=secret_key):
+        raise AuthenticationError("passphrase: missing or does not match the strategy's passphrase")
+    if not strategy.enabled:
+        raise ConflictError("The strategy is disabled; the alert was recorded and not executed")
+    return intent
+
+
+def _signal_values(strategy: StrategySnapshot, body: bytes, content_type: str | None, source_ip: str | None) -> dict[str, Any]:
+    return {
+        "user_id": strategy.user_id,
+        "strategy_id": strategy.id,
+        "received_at": now(),
+        "source_ip": source_ip,
+        "content_type": (content_type or "")[:100] or None,
+        "raw_body": body.decode("utf-8", errors="replace"),
+        "body_hash": hashlib.sha256(body).hexdigest(),
+        "intent": None,
+        "ticker": None,
+        "action": None,
+        "status": ACCEPTED,
+        "reason": None,
+        "idempotency_key": None,
+        "duplicate_of_id": None,
+        "executed_at": None,
+    }

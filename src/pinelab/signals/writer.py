@@ -1,0 +1,177 @@
+"""Group commit for alerts: many concurrent webhooks share one transaction.
+
+Each alert's signal row and its execution job are written in the same transaction, and the
+webhook answers only after that transaction committed (the transactional outbox). Batching the
+commits of concurrent requests keeps that promise cheap: one commit (and on SQLite FULL one
+fsync) serves every alert that arrived while the previous batch was being written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinelab.db import Database
+from pinelab.jobs.models import Job
+from pinelab.jobs.queue import job_values
+from pinelab.signals.models import Signal
+
+log = structlog.get_logger(__name__)
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+DUPLICATE = "duplicate"
+MAX_BATCH = 256
+
+
+@dataclass
+class PendingSignal:
+    """A signal waiting for the next group commit."""
+
+    values: dict[str, Any]
+    job_kind: str | None = None
+    job_max_attempts: int = 5
+    duplicate_window_seconds: int = 0
+    future: asyncio.Future[tuple[int, str]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class SignalWriter:
+    """Collects signals from concurrent requests and commits them in batches."""
+
+    def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None) -> None:
+        self._db = db
+        self._on_commit = on_commit
+        self._pending: list[PendingSignal] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the background committer."""
+        self._task = asyncio.create_task(self._run(), name="signal-writer")
+
+    async def stop(self) -> None:
+        """Commit what is pending, then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._ready.set()
+        while self._pending:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def write(self, pending: PendingSignal) -> tuple[int, str]:
+        """Store a signal (and its job); return (signal id, final status) once committed."""
+        if self._task is None:
+            await self._write_batch([pending])
+        else:
+            self._pending.append(pending)
+            self._ready.set()
+        return await pending.future
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._write_batch(batch)
+
+    async def _write_batch(self, batch: list[PendingSignal]) -> None:
+        try:
+            outcomes = await self._commit(batch)
+        except IntegrityError:
+            # Another process stored the same idempotency key meanwhile: redo one by one.
+            outcomes = []
+            for item in batch:
+                try:
+                    outcomes.extend(await self._commit([item]))
+                except Exception as exc:  # the caller answers 503; nothing was acknowledged
+                    item.future.set_exception(exc)
+                    outcomes.append(None)
+        except Exception as exc:
+            log.exception("signal_batch_failed", size=len(batch))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if outcome is not None and not item.future.done():
+                item.future.set_result(outcome)
+        if self._on_commit is not None:
+            self._on_commit()
+
+    async def _commit(self, batch: list[PendingSignal]) -> list[tuple[int, str] | None]:
+        async with self._db.transaction() as session:
+            await _mark_duplicates(session, batch)
+            rows = [item.values for item in batch]
+            result = await session.execute(
+                insert(Signal).returning(Signal.id, sort_by_parameter_order=True), rows
+            )
+            ids = list(result.scalars())
+            jobs = [
+                job_values(item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts)
+                for item, signal_id in zip(batch, ids, strict=True)
+                if item.job_kind is not None and item.values["status"] == ACCEPTED
+            ]
+            if jobs:
+                await session.execute(insert(Job), jobs)
+        return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
+
+
+async def _mark_duplicates(session: AsyncSession, batch: list[PendingSignal]) -> None:
+    """Turn repeats (same strategy and idempotency key, or same body inside the window) into duplicates."""
+    keyed = [item for item in batch if item.values.get("idempotency_key") and item.values["status"] == ACCEPTED]
+    existing: dict[tuple[int, str], int] = {}
+    if keyed:
+        keys = {item.values["idempotency_key"] for item in keyed}
+        query = select(Signal.strategy_id, Signal.idempotency_key, Signal.id).where(Signal.idempotency_key.in_(keys))
+        existing = {(row[0], row[1]): row[2] for row in await session.execute(query)}
+    seen: set[tuple[int, str]] = set()
+    for item in keyed:
+        key = (item.values["strategy_id"], item.values["idempotency_key"])
+        if key in existing or key in seen:
+            _as_duplicate(item, existing.get(key), "same strategy, id and time as an earlier alert")
+        seen.add(key)
+    for item in batch:
+        if item.values["status"] == ACCEPTED and not item.values.get("idempotency_key") and item.duplicate_window_seconds > 0:
+            await _check_body_window(session, item, batch)
+
+
+async def _check_body_window(session: AsyncSession, item: PendingSignal, batch: list[PendingSignal]) -> None:
+    values = item.values
+    since = values["received_at"] - timedelta(seconds=item.duplicate_window_seconds)
+    earlier_in_batch = any(
+        other is not item and other.values["status"] == ACCEPTED
+        and other.values["strategy_id"] == values["strategy_id"]
+        and other.values["body_hash"] == values["body_hash"]
+        for other in batch[: batch.index(item)]
+    )
+    query = (
+        select(Signal.id)
+        .where(
+            Signal.strategy_id == values["strategy_id"],
+            Signal.body_hash == values["body_hash"],
+            Signal.received_at >= since,
+            Signal.status.in_([ACCEPTED, "executed", "failed"]),
+        )
+        .order_by(Signal.id.desc())
+        .limit(1)
+    )
+    earlier = (await session.execute(query)).scalar_one_or_none()
+    if earlier is not None or earlier_in_batch:
+        _as_duplicate(item, earlier, f"same alert body within {item.duplicate_window_seconds}s")
+
+
+def _as_duplicate(item: PendingSignal, original_id: int | None, reason: str) -> None:
+    item.values.update(status=DUPLICATE, reason=reason, duplicate_of_id=original_id, idempotency_key=None)

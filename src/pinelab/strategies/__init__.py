@@ -1,0 +1,1 @@
+"""Strategies: webhook endpoints with their token, bound broker accounts, sizing and limits."""

@@ -1,0 +1,103 @@
+"""Webhook tokens: generated once, stored only as a hash, looked up by that hash.
+
+The lookup is by SHA-256 of the token through a unique index, so no comparison ever runs over
+the secret itself (constant time with respect to the token). A short-lived in-process cache keeps
+the database out of the hot path; changes to a strategy invalidate it locally and the TTL bounds
+staleness across processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from pinelab.db import Database
+from pinelab.strategies.models import Strategy
+
+TOKEN_BYTES = 32
+CACHE_TTL_SECONDS = 2.0
+CACHE_MAX_ENTRIES = 10_000
+
+
+def new_token() -> str:
+    """Return a fresh webhook token (shown to the user once)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def hash_token(token: str) -> str:
+    """Return the stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_passphrase(passphrase: str, *, key: str) -> str:
+    """Return the stored form of a strategy passphrase (keyed, so a database dump cannot test guesses)."""
+    return hmac.new(key.encode(), passphrase.encode(), hashlib.sha256).hexdigest()
+
+
+def passphrase_matches(passphrase: str | None, stored: str, *, key: str) -> bool:
+    """Check a passphrase against its stored form in constant time."""
+    if passphrase is None:
+        return False
+    return hmac.compare_digest(hash_passphrase(passphrase, key=key), stored)
+
+
+@dataclass(frozen=True)
+class StrategySnapshot:
+    """What ingestion needs to know about a strategy, cached briefly."""
+
+    id: int
+    user_id: int
+    enabled: bool
+    passphrase_hash: str | None
+    duplicate_window_seconds: int
+    broker_account_ids: tuple[int, ...]
+    sizing_type: str
+    sizing_value: Decimal
+
+
+class TokenDirectory:
+    """Find strategies by webhook token, with a small TTL cache (negative answers included)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._cache: dict[str, tuple[float, StrategySnapshot | None]] = {}
+
+    async def lookup(self, token: str) -> StrategySnapshot | None:
+        """Return the live strategy a token names, or None."""
+        digest = hash_token(token)
+        cached = self._cache.get(digest)
+        moment = time.monotonic()
+        if cached is not None and cached[0] > moment:
+            return cached[1]
+        snapshot = await self._load(digest)
+        if len(self._cache) >= CACHE_MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[digest] = (moment + CACHE_TTL_SECONDS, snapshot)
+        return snapshot
+
+    def invalidate(self) -> None:
+        """Forget every cached answer (a strategy changed in this process)."""
+        self._cache.clear()
+
+    async def _load(self, digest: str) -> StrategySnapshot | None:
+        query = select(Strategy).where(Strategy.token_hash == digest, Strategy.archived_at.is_(None))
+        async with self._db.session() as session:
+            strategy = (await session.execute(query)).scalar_one_or_none()
+            if strategy is None:
+                return None
+            return StrategySnapshot(
+                id=strategy.id,
+                user_id=strategy.user_id,
+                enabled=strategy.enabled,
+                passphrase_hash=strategy.passphrase_hash,
+                duplicate_window_seconds=strategy.duplicate_window_seconds,
+                broker_account_ids=tuple(strategy.broker_account_ids),
+                sizing_type=strategy.sizing_type,
+                sizing_value=strategy.sizing_value,
+            )

@@ -1,0 +1,1 @@
+"""Trading: sizing, the order state machine, execution, positions and P&L."""

@@ -1,0 +1,186 @@
+"""Our orders in the database: create them, and apply broker truth to them (fills, status, positions)."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pinelab.brokers.base import OrderRequest, OrderSide, OrderStatus, OrderStatusReport
+from pinelab.clock import now
+from pinelab.trading import order_state
+from pinelab.trading.models import Fill, Order, OrderEvent, Position
+from pinelab.trading.order_state import OrderEventType
+from pinelab.trading.positions import PositionState, apply_fill
+from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
+
+ZERO = Decimal(0)
+
+
+def client_order_id(signal_id: int, broker_account_id: int) -> str:
+    """Return the deterministic id of the order for (signal, account): our idempotency key."""
+    digest = hashlib.sha256(f"pinelab:{signal_id}:{broker_account_id}".encode()).hexdigest()
+    return f"pl-{digest[:29]}"
+
+
+def leg_client_order_id(parent: str, leg: str) -> str:
+    """Return the id of a bracket leg of a parent order."""
+    return f"{parent}-{'tp' if leg == 'take_profit' else 'sl'}"
+
+
+async def find_order(session: AsyncSession, client_id: str, *, for_update: bool = False) -> Order | None:
+    """Return our order with this client_order_id."""
+    query = select(Order).where(Order.client_order_id == client_id)
+    if for_update and session.bind.dialect.name != "sqlite":
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+def new_order(request: OrderRequest, **fields: Any) -> Order:
+    """Build an order row (status new) for a request."""
+    return Order(
+        client_order_id=request.client_order_id,
+        symbol=request.symbol,
+        side=request.side.value,
+        order_type=request.order_type.value,
+        time_in_force=request.time_in_force.value,
+        quantity=request.quantity if request.quantity is not None else ZERO,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        trail_percent=request.trail_percent,
+        status=OrderStatus.NEW.value,
+        filled_quantity=ZERO,
+        **fields,
+    )
+
+
+def record_event(session: AsyncSession, order: Order, event: str, before: str | None, detail: dict[str, Any] | None = None) -> None:
+    """Append a step to the order's history."""
+    session.add(OrderEvent(order_id=order.id, event=event, from_status=before, to_status=order.status, detail=detail, occurred_at=now()))
+
+
+async def move(session: AsyncSession, order: Order, event: OrderEventType, *, reason: str | None = None) -> bool:
+    """Apply one state-machine event to an order and record it; return whether the status changed."""
+    before = order.status
+    if not order_state.apply(order, event):
+        return False
+    if reason:
+        order.reason = reason
+    record_event(session, order, event.value, before, {"reason": reason} if reason else None)
+    return True
+
+
+async def apply_report(session: AsyncSession, order: Order, report: OrderStatusReport) -> OrderSync:
+    """Bring one order (and its position) in line with the venue's report."""
+    commission = await session.scalar(select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id))
+    snapshot = OrderSnapshot(
+        status=OrderStatus(order.status),
+        filled_quantity=order.filled_quantity,
+        average_fill_price=order.average_fill_price,
+        broker_order_id=order.broker_order_id,
+        commission=Decimal(str(commission or 0)),
+    )
+    sync = sync_order(snapshot, report)
+    if sync.broker_order_id:
+        order.broker_order_id = sync.broker_order_id
+    if order.quantity == 0 and report.quantity:
+        order.quantity = report.quantity
+    for fill in sync.fills:
+        await _record_fill(session, order, fill.broker_fill_id, fill.quantity, fill.price, fill.commission, report)
+    if sync.event is not None:
+        await move(session, order, sync.event, reason=sync.reason)
+    if sync.conflict:
+        record_event(session, order, "conflict", order.status, {"reason": sync.conflict})
+    order.updated_at = now()
+    return sync
+
+
+async def _record_fill(session: AsyncSession, order: Order, fill_id: str, quantity: Decimal, price: Decimal, commission: Decimal, report: OrderStatusReport) -> None:
+    position = await _position_for(session, order)
+    state = PositionState(position.quantity, position.average_price, position.realized_pnl, position.commissions)
+    side = order_side(order)
+    state, realized = apply_fill(state, side, quantity, price, commission)
+    position.quantity, position.average_price = state.quantity, state.average_price
+    position.realized_pnl, position.commissions = state.realized_pnl, state.commissions
+    position.last_price, position.last_price_at = price, now()
+    total = order.filled_quantity + quantity
+    order.average_fill_price = ((order.average_fill_price or ZERO) * order.filled_quantity + price * quantity) / total
+    order.filled_quantity = total
+    session.add(
+        Fill(
+            user_id=order.user_id,
+            order_id=order.id,
+            broker_account_id=order.broker_account_id,
+            strategy_id=order.strategy_id,
+            broker_fill_id=fill_id,
+            ticker=order.ticker,
+            side=side.value,
+            quantity=quantity,
+            price=price,
+            commission=commission,
+            realized_pnl=realized,
+            filled_at=report.updated_at or now(),
+        )
+    )
+
+
+def order_side(order: Order) -> OrderSide:
+    """Return the order's side."""
+    return OrderSide(order.side)
+
+
+async def _position_for(session: AsyncSession, order: Order) -> Position:
+    query = select(Position).where(
+        Position.broker_account_id == order.broker_account_id,
+        Position.strategy_id == order.strategy_id,
+        Position.ticker == order.ticker,
+    )
+    position = (await session.execute(query)).scalar_one_or_none()
+    if position is None:
+        position = Position(
+            user_id=order.user_id,
+            broker_account_id=order.broker_account_id,
+            strategy_id=order.strategy_id,
+            ticker=order.ticker,
+            quantity=ZERO,
+            average_price=ZERO,
+            realized_pnl=ZERO,
+            commissions=ZERO,
+        )
+        session.add(position)
+        await session.flush()
+    return position
+
+
+async def current_position(session: AsyncSession, *, broker_account_id: int, strategy_id: int | None, ticker: str) -> Decimal:
+    """Return the strategy's position in a ticker at an account (0 when none)."""
+    query = select(Position.quantity).where(
+        Position.broker_account_id == broker_account_id,
+        Position.strategy_id == strategy_id,
+        Position.ticker == ticker,
+    )
+    return (await session.execute(query)).scalar_one_or_none() or ZERO
+
+
+async def mark_price(session: AsyncSession, *, broker_account_id: int, ticker: str, price: Decimal) -> None:
+    """Record the last known price on every position in the ticker at the account."""
+    await session.execute(
+        update(Position)
+        .where(Position.broker_account_id == broker_account_id, Position.ticker == ticker)
+        .values(last_price=price, last_price_at=now())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def open_orders(session: AsyncSession, *, broker_account_id: int, symbol: str | None = None, strategy_id: int | None = None) -> list[Order]:
+    """Return our orders at an account that are still working."""
+    working = [s.value for s in OrderStatus if not s.is_terminal]
+    query = select(Order).where(Order.broker_account_id == broker_account_id, Order.status.in_(working))
+    if symbol is not None:
+        query = query.where(Order.symbol == symbol)
+    if strategy_id is not None:
+        query = query.where(Order.strategy_id == strategy_id)
+    return list((await session.execute(query.order_by(Order.id))).scalars())
