@@ -19,8 +19,7 @@ from sqlalchemy.engine import make_url
 from pinelab import clock
 from pinelab.api.app import create_app
 from pinelab.config import Settings
-from pinelab.db import Database
-from pinelab.db import migrate
+from pinelab.db import Database, migrate
 from pinelab.db.models import Base
 
 PG_URL = os.environ.get("PINELAB_TEST_DATABASE_URL", "")
@@ -51,7 +50,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def _pg_admin(url: str, statement: str) -> None:
     parsed = make_url(url)
     connection = await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username, password=parsed.password,
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
         database=parsed.database,
     )
     try:

@@ -72,7 +72,13 @@ def create_user(
         db = Database(settings.resolved_database_url)
         try:
             async with db.transaction() as session:
-                user = await create(session, email=email, password=password, role="admin" if admin else "user", verified=True)
+                user = await create(
+                    session,
+                    email=email,
+                    password=password,
+                    role="admin" if admin else "user",
+                    verified=True,
+                )
                 return user.id
         finally:
             await db.dispose()

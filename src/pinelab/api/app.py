@@ -63,7 +63,8 @@ def build_context(settings: Settings) -> AppContext:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     context: AppContext = app.state.context
-    assert context.signal_writer is not None and context.worker is not None
+    if context.signal_writer is None or context.worker is None:
+        raise RuntimeError("app context was not built by build_context")
     await context.signal_writer.start()
     if context.settings.worker_enabled:
         await context.worker.start()
@@ -91,6 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(webhook_router)
     app.include_router(health_router)
-    for router in (auth_router, broker_accounts_router, strategies_router, signals_router, trading_router):
+    for router in (
+        auth_router,
+        broker_accounts_router,
+        strategies_router,
+        signals_router,
+        trading_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -40,7 +40,9 @@ HTTP_ERROR_NAMES = {
 }
 
 
-def error_body(error: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    error: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Build the one error body."""
     return {"error": error, "message": message, "details": details or []}
 
@@ -54,7 +56,10 @@ def status_for(exc: errors.BusinessLogicError) -> int:
 
 
 async def _business_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, errors.BusinessLogicError)
+    if not isinstance(
+        exc, errors.BusinessLogicError
+    ):  # pragma: no cover - registration guarantees it
+        return await _unhandled_error(_, exc)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthenticationError) else {}
     if isinstance(exc, errors.RateLimitExceeded):
         headers["Retry-After"] = str(exc.retry_after)
@@ -68,17 +73,26 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        return await _unhandled_error(_, exc)
     details = [
-        {"field": _field_name(err.get("loc", ())), "message": err.get("msg", "invalid"), "type": err.get("type", "value_error")}
+        {
+            "field": _field_name(err.get("loc", ())),
+            "message": err.get("msg", "invalid"),
+            "type": err.get("type", "value_error"),
+        }
         for err in exc.errors()
     ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
-    return JSONResponse(error_body("ValidationError", f"Request validation failed: {summary}", details), status_code=422)
+    return JSONResponse(
+        error_body("ValidationError", f"Request validation failed: {summary}", details),
+        status_code=422,
+    )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+        return await _unhandled_error(_, exc)
     name = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
     message = exc.detail if isinstance(exc.detail, str) else name
     return JSONResponse(error_body(name, message), status_code=exc.status_code, headers=exc.headers)

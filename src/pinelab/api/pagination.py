@@ -50,7 +50,9 @@ def decode_cursor(cursor: str) -> int:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page")] = 50,
-    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="next_cursor of the previous page")
+    ] = None,
 ) -> PageParams:
     """Read `limit` and `cursor` from the query string."""
     return PageParams(limit=limit, before_id=decode_cursor(cursor) if cursor else None)

@@ -9,7 +9,9 @@ import time
 class RateLimiter:
     """A token bucket per key: `rate_per_minute` sustained, `burst` at once; 0 disables it."""
 
-    def __init__(self, rate_per_minute: int, *, burst: int | None = None, max_keys: int = 100_000) -> None:
+    def __init__(
+        self, rate_per_minute: int, *, burst: int | None = None, max_keys: int = 100_000
+    ) -> None:
         self.rate = rate_per_minute / 60.0
         self.burst = float(burst if burst is not None else max(1, rate_per_minute // 6))
         self.max_keys = max_keys

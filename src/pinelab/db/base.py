@@ -80,4 +80,5 @@ def canonical(value: Decimal) -> Decimal:
     if not value:
         return Decimal(0)
     normal = value.normalize()
-    return normal.quantize(Decimal(1)) if normal.as_tuple().exponent > 0 else normal
+    exponent = normal.as_tuple().exponent
+    return normal.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else normal

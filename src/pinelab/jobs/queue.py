@@ -39,7 +39,12 @@ def job_values(kind: str, payload: dict[str, Any], *, max_attempts: int) -> dict
 
 
 async def enqueue(
-    session: AsyncSession, kind: str, payload: dict[str, Any], *, max_attempts: int, delay: float = 0
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    max_attempts: int,
+    delay: float = 0,
 ) -> Job:
     """Add a job in the caller's transaction, so it commits with the work that needs it."""
     job = Job(**job_values(kind, payload, max_attempts=max_attempts))

@@ -81,13 +81,13 @@ class Worker:
         ]
         log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking jobs and let running ones finish (their leases expire otherwise)."""
         if not self._tasks:
             return
         self._stopping.set()
         self._wake.set()
-        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -134,7 +134,13 @@ class Worker:
     async def _failed(self, job: Job, job_type: JobType, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
         if not _permanent(exc):
-            log.warning("job_attempt_failed", job_id=job.id, kind=job.kind, attempt=job.attempts, error=error)
+            log.warning(
+                "job_attempt_failed",
+                job_id=job.id,
+                kind=job.kind,
+                attempt=job.attempts,
+                error=error,
+            )
         if _permanent(exc) or self.policy.exhausted(job.attempts):
             if not _permanent(exc) and not isinstance(exc, RetryableBrokerError):
                 log.error("job_failed", job_id=job.id, kind=job.kind, exc_info=exc)

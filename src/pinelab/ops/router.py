@@ -28,8 +28,13 @@ async def ready(db: DatabaseDep) -> JSONResponse:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         return JSONResponse(
-            {"status": "unavailable", "checks": {"database": {"ok": False, "error": type(exc).__name__}}},
+            {
+                "status": "unavailable",
+                "checks": {"database": {"ok": False, "error": type(exc).__name__}},
+            },
             status_code=503,
         )
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    return JSONResponse({"status": "ok", "checks": {"database": {"ok": True, "latency_ms": latency_ms}}})
+    return JSONResponse(
+        {"status": "ok", "checks": {"database": {"ok": True, "latency_ms": latency_ms}}}
+    )

@@ -80,13 +80,21 @@ class AlertIntent:
         """Return a JSON-ready dict for the signal log, without the passphrase."""
         data = asdict(self)
         data.pop("passphrase", None)
-        return _jsonable(data)
+        record: dict[str, Any] = _jsonable(data)
+        return record
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> AlertIntent:
         """Rebuild an intent stored by `to_record`."""
         values = dict(data)
-        for name in ("quantity", "price", "limit_price", "stop_price", "trail_percent", "position_size"):
+        for name in (
+            "quantity",
+            "price",
+            "limit_price",
+            "stop_price",
+            "trail_percent",
+            "position_size",
+        ):
             if values.get(name) is not None:
                 values[name] = Decimal(values[name])
         for name in ("take_profit", "stop_loss"):

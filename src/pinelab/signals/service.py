@@ -58,25 +58,42 @@ class Ingestor:
     bad_token_limiter: RateLimiter
     max_attempts: int = 5
 
-    async def ingest(self, *, token: str, body: bytes, content_type: str | None, source_ip: str | None, truncated: bool = False) -> IngestResult:
+    async def ingest(
+        self,
+        *,
+        token: str,
+        body: bytes,
+        content_type: str | None,
+        source_ip: str | None,
+        truncated: bool = False,
+    ) -> IngestResult:
         """Store one alert and enqueue its execution, or store why it was refused."""
         strategy = await self.tokens.lookup(token)
         if strategy is None:
             retry_after = self.bad_token_limiter.hit(source_ip or "unknown")
             if retry_after is not None:
-                raise RateLimitExceeded("Too many requests with unknown webhook tokens", retry_after=retry_after)
+                raise RateLimitExceeded(
+                    "Too many requests with unknown webhook tokens", retry_after=retry_after
+                )
             raise UnknownWebhook
         retry_after = self.strategy_limiter.hit(str(strategy.id))
         if retry_after is not None:
             raise RateLimitExceeded("Too many alerts for this strategy", retry_after=retry_after)
         values = _signal_values(strategy, body, content_type, source_ip)
         try:
-            intent = _accept(strategy, body, content_type, truncated=truncated, secret_key=self.secret_key)
+            intent = _accept(
+                strategy, body, content_type, truncated=truncated, secret_key=self.secret_key
+            )
         except (AlertRejected, AuthenticationError, ConflictError) as error:
             values.update(status=REJECTED, reason=error.message)
             signal_id, _ = await self.writer.write(PendingSignal(values))
             raise RecordedRejection(signal_id, error) from error
-        values.update(intent=intent.to_record(), ticker=intent.ticker, action=intent.action.value, idempotency_key=intent.idempotency_key)
+        values.update(
+            intent=intent.to_record(),
+            ticker=intent.ticker,
+            action=intent.action.value,
+            idempotency_key=intent.idempotency_key,
+        )
         pending = PendingSignal(
             values,
             job_kind=EXECUTE_SIGNAL,
@@ -87,18 +104,29 @@ class Ingestor:
         return IngestResult(signal_id=signal_id, status=status)
 
 
-def _accept(strategy: StrategySnapshot, body: bytes, content_type: str | None, *, truncated: bool, secret_key: str) -> AlertIntent:
+def _accept(
+    strategy: StrategySnapshot,
+    body: bytes,
+    content_type: str | None,
+    *,
+    truncated: bool,
+    secret_key: str,
+) -> AlertIntent:
     if truncated:
         raise AlertRejected([ErrorDetail("body", "is larger than the webhook body limit")])
     intent = parse_alert(body, content_type)
-    if strategy.passphrase_hash is not None and not passphrase_matches(intent.passphrase, strategy.passphrase_hash, key=secret_key):
+    if strategy.passphrase_hash is not None and not passphrase_matches(
+        intent.passphrase, strategy.passphrase_hash, key=secret_key
+    ):
         raise AuthenticationError("passphrase: missing or does not match the strategy's passphrase")
     if not strategy.enabled:
         raise ConflictError("The strategy is disabled; the alert was recorded and not executed")
     return intent
 
 
-def _signal_values(strategy: StrategySnapshot, body: bytes, content_type: str | None, source_ip: str | None) -> dict[str, Any]:
+def _signal_values(
+    strategy: StrategySnapshot, body: bytes, content_type: str | None, source_ip: str | None
+) -> dict[str, Any]:
     return {
         "user_id": strategy.user_id,
         "strategy_id": strategy.id,

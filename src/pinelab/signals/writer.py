@@ -9,7 +9,6 @@ fsync) serves every alert that arrived while the previous batch was being writte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,7 +40,9 @@ class PendingSignal:
     job_kind: str | None = None
     job_max_attempts: int = 5
     duplicate_window_seconds: int = 0
-    future: asyncio.Future[tuple[int, str]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[tuple[int, str]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class SignalWriter:
@@ -53,6 +54,7 @@ class SignalWriter:
         self._pending: list[PendingSignal] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Start the background committer."""
@@ -63,12 +65,9 @@ class SignalWriter:
         task, self._task = self._task, None
         if task is None:
             return
+        self._stopping = True
         self._ready.set()
-        while self._pending:
-            await asyncio.sleep(0.005)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await task
 
     async def write(self, pending: PendingSignal) -> tuple[int, str]:
         """Store a signal (and its job); return (signal id, final status) once committed."""
@@ -86,6 +85,8 @@ class SignalWriter:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 await self._write_batch(batch)
+            if self._stopping:
+                return
 
     async def _write_batch(self, batch: list[PendingSignal]) -> None:
         try:
@@ -120,39 +121,56 @@ class SignalWriter:
             )
             ids = list(result.scalars())
             jobs = [
-                job_values(item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts)
+                job_values(
+                    item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts
+                )
                 for item, signal_id in zip(batch, ids, strict=True)
                 if item.job_kind is not None and item.values["status"] == ACCEPTED
             ]
             if jobs:
                 await session.execute(insert(Job), jobs)
-        return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
+        return [
+            (signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)
+        ]
 
 
 async def _mark_duplicates(session: AsyncSession, batch: list[PendingSignal]) -> None:
-    """Turn repeats (same strategy and idempotency key, or same body inside the window) into duplicates."""
-    keyed = [item for item in batch if item.values.get("idempotency_key") and item.values["status"] == ACCEPTED]
-    existing: dict[tuple[int, str], int] = {}
+    """Mark repeats: same strategy and idempotency key, or same body inside the window."""
+    keyed = [
+        item
+        for item in batch
+        if item.values.get("idempotency_key") and item.values["status"] == ACCEPTED
+    ]
+    existing: dict[tuple[int, str | None], int] = {}
     if keyed:
         keys = {item.values["idempotency_key"] for item in keyed}
-        query = select(Signal.strategy_id, Signal.idempotency_key, Signal.id).where(Signal.idempotency_key.in_(keys))
+        query = select(Signal.strategy_id, Signal.idempotency_key, Signal.id).where(
+            Signal.idempotency_key.in_(keys)
+        )
         existing = {(row[0], row[1]): row[2] for row in await session.execute(query)}
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, str | None]] = set()
     for item in keyed:
         key = (item.values["strategy_id"], item.values["idempotency_key"])
         if key in existing or key in seen:
             _as_duplicate(item, existing.get(key), "same strategy, id and time as an earlier alert")
         seen.add(key)
     for item in batch:
-        if item.values["status"] == ACCEPTED and not item.values.get("idempotency_key") and item.duplicate_window_seconds > 0:
+        if (
+            item.values["status"] == ACCEPTED
+            and not item.values.get("idempotency_key")
+            and item.duplicate_window_seconds > 0
+        ):
             await _check_body_window(session, item, batch)
 
 
-async def _check_body_window(session: AsyncSession, item: PendingSignal, batch: list[PendingSignal]) -> None:
+async def _check_body_window(
+    session: AsyncSession, item: PendingSignal, batch: list[PendingSignal]
+) -> None:
     values = item.values
     since = values["received_at"] - timedelta(seconds=item.duplicate_window_seconds)
     earlier_in_batch = any(
-        other is not item and other.values["status"] == ACCEPTED
+        other is not item
+        and other.values["status"] == ACCEPTED
         and other.values["strategy_id"] == values["strategy_id"]
         and other.values["body_hash"] == values["body_hash"]
         for other in batch[: batch.index(item)]
@@ -174,4 +192,6 @@ async def _check_body_window(session: AsyncSession, item: PendingSignal, batch: 
 
 
 def _as_duplicate(item: PendingSignal, original_id: int | None, reason: str) -> None:
-    item.values.update(status=DUPLICATE, reason=reason, duplicate_of_id=original_id, idempotency_key=None)
+    item.values.update(
+        status=DUPLICATE, reason=reason, duplicate_of_id=original_id, idempotency_key=None
+    )

@@ -36,7 +36,7 @@ def hash_token(token: str) -> str:
 
 
 def hash_passphrase(passphrase: str, *, key: str) -> str:
-    """Return the stored form of a strategy passphrase (keyed, so a database dump cannot test guesses)."""
+    """Return the stored (keyed) form of a passphrase: a database dump cannot test guesses."""
     return hmac.new(key.encode(), passphrase.encode(), hashlib.sha256).hexdigest()
 
 
@@ -86,7 +86,9 @@ class TokenDirectory:
         self._cache.clear()
 
     async def _load(self, digest: str) -> StrategySnapshot | None:
-        query = select(Strategy).where(Strategy.token_hash == digest, Strategy.archived_at.is_(None))
+        query = select(Strategy).where(
+            Strategy.token_hash == digest, Strategy.archived_at.is_(None)
+        )
         async with self._db.session() as session:
             strategy = (await session.execute(query)).scalar_one_or_none()
             if strategy is None:

@@ -1,4 +1,4 @@
-"""Bracket legs: turn an alert's take-profit and stop-loss (price, percent or amount) into prices."""
+"""Bracket legs: turn an alert's take-profit and stop-loss (price, percent, amount) into prices."""
 
 from __future__ import annotations
 
@@ -11,29 +11,47 @@ from pinelab.trading.exceptions import SizingError
 HUNDRED = Decimal(100)
 
 
-def exit_price(target: ExitTarget, *, entry: Decimal | None, side: OrderSide, profit: bool, field: str) -> Decimal:
-    """Return the trigger price of a take-profit (profit=True) or stop-loss for an entry on `side`."""
+def exit_price(
+    target: ExitTarget, *, entry: Decimal | None, side: OrderSide, profit: bool, field: str
+) -> Decimal:
+    """Return the trigger price of a take-profit (profit=True) or a stop-loss for an entry."""
     if target.price is not None:
         return target.price
     if entry is None:
-        raise SizingError(f"{field}: a percent or amount needs a price (or limit_price) in the alert")
+        raise SizingError(
+            f"{field}: a percent or amount needs a price (or limit_price) in the alert"
+        )
     direction = side.sign if profit else -side.sign
     if target.percent is not None:
         return entry * (1 + direction * target.percent / HUNDRED)
-    assert target.amount is not None
+    if target.amount is None:
+        raise SizingError(f"{field}: give one of price, percent or amount")
     return entry + direction * target.amount
 
 
 def bracket_prices(
-    take_profit: ExitTarget | None, stop_loss: ExitTarget | None, *, entry: Decimal | None, side: OrderSide
+    take_profit: ExitTarget | None,
+    stop_loss: ExitTarget | None,
+    *,
+    entry: Decimal | None,
+    side: OrderSide,
 ) -> tuple[Decimal | None, StopLoss | None]:
     """Return the take-profit price and the stop-loss leg for an entry order."""
-    tp = exit_price(take_profit, entry=entry, side=side, profit=True, field="take_profit") if take_profit else None
+    tp = (
+        exit_price(take_profit, entry=entry, side=side, profit=True, field="take_profit")
+        if take_profit
+        else None
+    )
     sl = None
     if stop_loss is not None:
         stop = exit_price(stop_loss, entry=entry, side=side, profit=False, field="stop_loss")
         trail = stop_loss.percent if stop_loss.order_type is OrderType.TRAILING_STOP else None
-        sl = StopLoss(stop_price=stop, limit_price=stop_loss.limit_price, trail_percent=trail, order_type=stop_loss.order_type)
+        sl = StopLoss(
+            stop_price=stop,
+            limit_price=stop_loss.limit_price,
+            trail_percent=trail,
+            order_type=stop_loss.order_type,
+        )
     for name, price in (("take_profit", tp), ("stop_loss", sl.stop_price if sl else None)):
         if price is not None and price <= 0:
             raise SizingError(f"{name}: works out to a price of {price}, which is not positive")

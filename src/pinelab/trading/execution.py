@@ -13,8 +13,18 @@ from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinelab.brokers.base import Broker, OrderRequest, OrderStatus, QuoteDriven
+from pinelab.brokers.base import (
+    Broker,
+    OrderRequest,
+    OrderSide,
+    OrderStatus,
+    OrderStatusReport,
+    OrderType,
+    QuoteDriven,
+    TimeInForce,
+)
 from pinelab.brokers.exceptions import (
     AmbiguousBrokerError,
     BrokerError,
@@ -62,7 +72,12 @@ async def execute_signal_job(context: AppContext, job: Job) -> None:
 
 async def signal_job_dead(context: AppContext, job: Job, error: str) -> None:
     """Mark the signal failed when its job is given up."""
-    await _finish_signal(context, int(job.payload["signal_id"]), "failed", f"gave up after {job.attempts} attempts: {error}")
+    await _finish_signal(
+        context,
+        int(job.payload["signal_id"]),
+        "failed",
+        f"gave up after {job.attempts} attempts: {error}",
+    )
 
 
 async def execute_signal(context: AppContext, signal_id: int) -> None:
@@ -72,9 +87,12 @@ async def execute_signal(context: AppContext, signal_id: int) -> None:
         if signal is None or signal.status != "accepted" or signal.intent is None:
             return
         strategy = await session.get(Strategy, signal.strategy_id)
-        assert strategy is not None
+        if strategy is None:
+            return
         ids = strategy.broker_account_ids
-        query = select(BrokerAccount).where(BrokerAccount.id.in_(ids), BrokerAccount.archived_at.is_(None))
+        query = select(BrokerAccount).where(
+            BrokerAccount.id.in_(ids), BrokerAccount.archived_at.is_(None)
+        )
         accounts = list((await session.execute(query.order_by(BrokerAccount.id))).scalars())
     intent = AlertIntent.from_record(signal.intent)
     outcomes: list[Outcome] = []
@@ -87,7 +105,9 @@ async def execute_signal(context: AppContext, signal_id: int) -> None:
     if retryable:
         raise retryable[0]
     if not accounts:
-        await _finish_signal(context, signal_id, "failed", "the strategy has no live broker account")
+        await _finish_signal(
+            context, signal_id, "failed", "the strategy has no live broker account"
+        )
         return
     failed = [o for o in outcomes if not o.ok]
     summary = "; ".join(f"account {o.account_id}: {o.message}" for o in outcomes)
@@ -95,7 +115,11 @@ async def execute_signal(context: AppContext, signal_id: int) -> None:
 
 
 async def _execute_in_account(
-    context: AppContext, signal: Signal, strategy: Strategy, intent: AlertIntent, account: BrokerAccount
+    context: AppContext,
+    signal: Signal,
+    strategy: Strategy,
+    intent: AlertIntent,
+    account: BrokerAccount,
 ) -> Outcome:
     try:
         broker = await context.brokers.get(account)
@@ -110,7 +134,14 @@ async def _execute_in_account(
         return Outcome(account.id, False, message)
 
 
-async def _observe_price(context: AppContext, broker: Broker, account: BrokerAccount, ticker: str, symbol: str, price: Decimal) -> None:
+async def _observe_price(
+    context: AppContext,
+    broker: Broker,
+    account: BrokerAccount,
+    ticker: str,
+    symbol: str,
+    price: Decimal,
+) -> None:
     """Feed the alert's price to a simulated venue, then sync what it filled."""
     if isinstance(broker, QuoteDriven):
         await broker.update_price(symbol, price)
@@ -120,7 +151,9 @@ async def _observe_price(context: AppContext, broker: Broker, account: BrokerAcc
         await sync_open_orders(context, broker, account_id=account.id, symbol=symbol)
 
 
-async def sync_open_orders(context: AppContext, broker: Broker, *, account_id: int, symbol: str | None = None) -> int:
+async def sync_open_orders(
+    context: AppContext, broker: Broker, *, account_id: int, symbol: str | None = None
+) -> int:
     """Ask the venue about our working orders and record what changed; return how many changed."""
     async with context.db.session() as session:
         working = await orders.open_orders(session, broker_account_id=account_id, symbol=symbol)
@@ -134,9 +167,13 @@ async def sync_open_orders(context: AppContext, broker: Broker, *, account_id: i
 
 
 async def record_report(
-    context: AppContext, client_id: str, report: orders.OrderStatusReport, *, submitted: bool = False
+    context: AppContext,
+    client_id: str,
+    report: OrderStatusReport,
+    *,
+    submitted: bool = False,
 ) -> int:
-    """Apply a venue report to our order (and create its bracket legs); return 1 if anything changed."""
+    """Apply a venue report to our order and its bracket legs; return 1 if anything changed."""
     async with context.db.transaction() as session:
         order = await orders.find_order(session, client_id, for_update=True)
         if order is None:
@@ -151,17 +188,30 @@ async def record_report(
     return changed
 
 
-async def _record_leg(session: orders.AsyncSession, parent: Order, leg: orders.OrderStatusReport, index: int) -> int:
+async def _record_leg(
+    session: AsyncSession, parent: Order, leg: OrderStatusReport, index: int
+) -> int:
     name = "take_profit" if index == 0 and leg.order_type.value == "limit" else "stop_loss"
     client_id = leg.client_order_id or orders.leg_client_order_id(parent.client_order_id, name)
     order = await orders.find_order(session, client_id, for_update=True)
     if order is None:
         order = Order(
-            user_id=parent.user_id, signal_id=parent.signal_id, strategy_id=parent.strategy_id,
-            broker_account_id=parent.broker_account_id, parent_order_id=parent.id, leg=name,
-            client_order_id=client_id, broker_order_id=leg.broker_order_id, ticker=parent.ticker,
-            symbol=leg.symbol, side=leg.side.value, order_type=leg.order_type.value,
-            time_in_force="gtc", quantity=leg.quantity, status=OrderStatus.NEW.value, filled_quantity=Decimal(0),
+            user_id=parent.user_id,
+            signal_id=parent.signal_id,
+            strategy_id=parent.strategy_id,
+            broker_account_id=parent.broker_account_id,
+            parent_order_id=parent.id,
+            leg=name,
+            client_order_id=client_id,
+            broker_order_id=leg.broker_order_id,
+            ticker=parent.ticker,
+            symbol=leg.symbol,
+            side=leg.side.value,
+            order_type=leg.order_type.value,
+            time_in_force="gtc",
+            quantity=leg.quantity,
+            status=OrderStatus.NEW.value,
+            filled_quantity=Decimal(0),
         )
         session.add(order)
         await session.flush()
@@ -169,17 +219,29 @@ async def _record_leg(session: orders.AsyncSession, parent: Order, leg: orders.O
     return int((await orders.apply_report(session, order, leg)).changes_anything)
 
 
-async def _cancel_open(context: AppContext, broker: Broker, account: BrokerAccount, strategy: Strategy, symbol: str) -> Outcome:
+async def _cancel_open(
+    context: AppContext, broker: Broker, account: BrokerAccount, strategy: Strategy, symbol: str
+) -> Outcome:
     async with context.db.session() as session:
-        working = await orders.open_orders(session, broker_account_id=account.id, symbol=symbol, strategy_id=strategy.id)
+        working = await orders.open_orders(
+            session, broker_account_id=account.id, symbol=symbol, strategy_id=strategy.id
+        )
     for order in working:
         if order.broker_order_id is not None:
-            await record_report(context, order.client_order_id, await broker.cancel_order(order.broker_order_id))
+            await record_report(
+                context, order.client_order_id, await broker.cancel_order(order.broker_order_id)
+            )
     return Outcome(account.id, True, f"canceled {len(working)} open order(s) in {symbol}")
 
 
 async def _place(
-    context: AppContext, broker: Broker, signal: Signal, strategy: Strategy, intent: AlertIntent, account: BrokerAccount, symbol: str
+    context: AppContext,
+    broker: Broker,
+    signal: Signal,
+    strategy: Strategy,
+    intent: AlertIntent,
+    account: BrokerAccount,
+    symbol: str,
 ) -> Outcome:
     client_id = orders.client_order_id(signal.id, account.id)
     async with context.db.session() as session:
@@ -191,21 +253,31 @@ async def _place(
         if adopted is not None:
             await record_report(context, client_id, adopted)
             return Outcome(account.id, True, f"order {existing.id} found at the broker")
-        request = _request_from(existing, intent)
-    else:
-        request = await _plan_request(context, broker, strategy, intent, account, symbol, client_id)
-        if request is None:
-            return Outcome(account.id, True, "nothing to do")
-        await _create_order(context, request, signal, strategy, account, intent.ticker)
-    return await _submit(context, broker, request, account)
+        return await _submit(context, broker, _request_from(existing, intent), account)
+    planned = await _plan_request(context, broker, strategy, intent, account, symbol, client_id)
+    if planned is None:
+        return Outcome(account.id, True, "nothing to do")
+    await _create_order(context, planned, signal, strategy, account, intent.ticker)
+    return await _submit(context, broker, planned, account)
 
 
 async def _plan_request(
-    context: AppContext, broker: Broker, strategy: Strategy, intent: AlertIntent, account: BrokerAccount, symbol: str, client_id: str
+    context: AppContext,
+    broker: Broker,
+    strategy: Strategy,
+    intent: AlertIntent,
+    account: BrokerAccount,
+    symbol: str,
+    client_id: str,
 ) -> OrderRequest | None:
     async with context.db.session() as session:
-        position = await orders.current_position(session, broker_account_id=account.id, strategy_id=strategy.id, ticker=intent.ticker)
-    needs_equity = QuantityType.PERCENT_OF_EQUITY in (intent.quantity_type, QuantityType(strategy.sizing_type))
+        position = await orders.current_position(
+            session, broker_account_id=account.id, strategy_id=strategy.id, ticker=intent.ticker
+        )
+    needs_equity = QuantityType.PERCENT_OF_EQUITY in (
+        intent.quantity_type,
+        QuantityType(strategy.sizing_type),
+    )
     equity = (await broker.fetch_account()).equity if needs_equity else None
     price = intent.limit_price or intent.price
     plan = plan_order(
@@ -223,10 +295,14 @@ async def _plan_request(
     return _build_request(client_id, symbol, plan, intent, entry=price)
 
 
-def _build_request(client_id: str, symbol: str, plan: OrderPlan, intent: AlertIntent, *, entry: Decimal | None) -> OrderRequest:
+def _build_request(
+    client_id: str, symbol: str, plan: OrderPlan, intent: AlertIntent, *, entry: Decimal | None
+) -> OrderRequest:
     take_profit, stop_loss = (None, None)
     if not plan.reduce_only:
-        take_profit, stop_loss = bracket_prices(intent.take_profit, intent.stop_loss, entry=entry, side=plan.side)
+        take_profit, stop_loss = bracket_prices(
+            intent.take_profit, intent.stop_loss, entry=entry, side=plan.side
+        )
     return OrderRequest(
         client_order_id=client_id,
         symbol=symbol,
@@ -246,31 +322,58 @@ def _build_request(client_id: str, symbol: str, plan: OrderPlan, intent: AlertIn
 
 def _request_from(order: Order, intent: AlertIntent) -> OrderRequest:
     """Rebuild the request of an order stored before a crash or a failed attempt."""
-    from pinelab.brokers.base import OrderSide, OrderType, TimeInForce
-
     plan = OrderPlan(OrderSide(order.side), order.quantity or None, None, reduce_only=False)
-    request = _build_request(order.client_order_id, order.symbol, plan, intent, entry=intent.limit_price or intent.price)
-    return OrderRequest(**{**request.__dict__, "order_type": OrderType(order.order_type), "time_in_force": TimeInForce(order.time_in_force)})
+    request = _build_request(
+        order.client_order_id, order.symbol, plan, intent, entry=intent.limit_price or intent.price
+    )
+    return OrderRequest(
+        **{
+            **request.__dict__,
+            "order_type": OrderType(order.order_type),
+            "time_in_force": TimeInForce(order.time_in_force),
+        }
+    )
 
 
-async def _create_order(context: AppContext, request: OrderRequest, signal: Signal, strategy: Strategy, account: BrokerAccount, ticker: str) -> None:
+async def _create_order(
+    context: AppContext,
+    request: OrderRequest,
+    signal: Signal,
+    strategy: Strategy,
+    account: BrokerAccount,
+    ticker: str,
+) -> None:
     async with context.db.transaction() as session:
         order = orders.new_order(
-            request, user_id=signal.user_id, signal_id=signal.id, strategy_id=strategy.id,
-            broker_account_id=account.id, ticker=ticker,
+            request,
+            user_id=signal.user_id,
+            signal_id=signal.id,
+            strategy_id=strategy.id,
+            broker_account_id=account.id,
+            ticker=ticker,
         )
         session.add(order)
         await session.flush()
-        orders.record_event(session, order, "created", None, {"notional": str(request.notional)} if request.notional else None)
+        orders.record_event(
+            session,
+            order,
+            "created",
+            None,
+            {"notional": str(request.notional)} if request.notional else None,
+        )
 
 
-async def _submit(context: AppContext, broker: Broker, request: OrderRequest, account: BrokerAccount) -> Outcome:
+async def _submit(
+    context: AppContext, broker: Broker, request: OrderRequest, account: BrokerAccount
+) -> Outcome:
     try:
         report = await broker.submit_order(request)
     except AmbiguousBrokerError as exc:
         found = await broker.fetch_order_by_client_id(request.client_order_id)
         if found is None:
-            raise BrokerUnavailable(f"submission outcome unknown and not found at the broker: {exc.message}") from exc
+            raise BrokerUnavailable(
+                f"submission outcome unknown and not found at the broker: {exc.message}"
+            ) from exc
         report = found
     except (InvalidOrder, InsufficientFunds) as exc:
         await _refuse(context, request.client_order_id, OrderEventType.REJECTED, exc.message)

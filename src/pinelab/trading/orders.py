@@ -1,4 +1,4 @@
-"""Our orders in the database: create them, and apply broker truth to them (fills, status, positions)."""
+"""Our orders in the database: create them; apply broker truth (fills, status, positions)."""
 
 from __future__ import annotations
 
@@ -31,10 +31,12 @@ def leg_client_order_id(parent: str, leg: str) -> str:
     return f"{parent}-{'tp' if leg == 'take_profit' else 'sl'}"
 
 
-async def find_order(session: AsyncSession, client_id: str, *, for_update: bool = False) -> Order | None:
+async def find_order(
+    session: AsyncSession, client_id: str, *, for_update: bool = False
+) -> Order | None:
     """Return our order with this client_order_id."""
     query = select(Order).where(Order.client_order_id == client_id)
-    if for_update and session.bind.dialect.name != "sqlite":
+    if for_update and session.get_bind().dialect.name != "sqlite":
         query = query.with_for_update()
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -57,13 +59,30 @@ def new_order(request: OrderRequest, **fields: Any) -> Order:
     )
 
 
-def record_event(session: AsyncSession, order: Order, event: str, before: str | None, detail: dict[str, Any] | None = None) -> None:
+def record_event(
+    session: AsyncSession,
+    order: Order,
+    event: str,
+    before: str | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
     """Append a step to the order's history."""
-    session.add(OrderEvent(order_id=order.id, event=event, from_status=before, to_status=order.status, detail=detail, occurred_at=now()))
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            event=event,
+            from_status=before,
+            to_status=order.status,
+            detail=detail,
+            occurred_at=now(),
+        )
+    )
 
 
-async def move(session: AsyncSession, order: Order, event: OrderEventType, *, reason: str | None = None) -> bool:
-    """Apply one state-machine event to an order and record it; return whether the status changed."""
+async def move(
+    session: AsyncSession, order: Order, event: OrderEventType, *, reason: str | None = None
+) -> bool:
+    """Apply one state-machine event to an order and record it; tell whether it changed."""
     before = order.status
     if not order_state.apply(order, event):
         return False
@@ -75,7 +94,9 @@ async def move(session: AsyncSession, order: Order, event: OrderEventType, *, re
 
 async def apply_report(session: AsyncSession, order: Order, report: OrderStatusReport) -> OrderSync:
     """Bring one order (and its position) in line with the venue's report."""
-    commission = await session.scalar(select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id))
+    commission = await session.scalar(
+        select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
+    )
     snapshot = OrderSnapshot(
         status=OrderStatus(order.status),
         filled_quantity=order.filled_quantity,
@@ -89,7 +110,9 @@ async def apply_report(session: AsyncSession, order: Order, report: OrderStatusR
     if order.quantity == 0 and report.quantity:
         order.quantity = report.quantity
     for fill in sync.fills:
-        await _record_fill(session, order, fill.broker_fill_id, fill.quantity, fill.price, fill.commission, report)
+        await _record_fill(
+            session, order, fill.broker_fill_id, fill.quantity, fill.price, fill.commission, report
+        )
     if sync.event is not None:
         await move(session, order, sync.event, reason=sync.reason)
     if sync.conflict:
@@ -98,16 +121,28 @@ async def apply_report(session: AsyncSession, order: Order, report: OrderStatusR
     return sync
 
 
-async def _record_fill(session: AsyncSession, order: Order, fill_id: str, quantity: Decimal, price: Decimal, commission: Decimal, report: OrderStatusReport) -> None:
+async def _record_fill(
+    session: AsyncSession,
+    order: Order,
+    fill_id: str,
+    quantity: Decimal,
+    price: Decimal,
+    commission: Decimal,
+    report: OrderStatusReport,
+) -> None:
     position = await _position_for(session, order)
-    state = PositionState(position.quantity, position.average_price, position.realized_pnl, position.commissions)
+    state = PositionState(
+        position.quantity, position.average_price, position.realized_pnl, position.commissions
+    )
     side = order_side(order)
     state, realized = apply_fill(state, side, quantity, price, commission)
     position.quantity, position.average_price = state.quantity, state.average_price
     position.realized_pnl, position.commissions = state.realized_pnl, state.commissions
     position.last_price, position.last_price_at = price, now()
     total = order.filled_quantity + quantity
-    order.average_fill_price = ((order.average_fill_price or ZERO) * order.filled_quantity + price * quantity) / total
+    order.average_fill_price = (
+        (order.average_fill_price or ZERO) * order.filled_quantity + price * quantity
+    ) / total
     order.filled_quantity = total
     session.add(
         Fill(
@@ -155,7 +190,9 @@ async def _position_for(session: AsyncSession, order: Order) -> Position:
     return position
 
 
-async def current_position(session: AsyncSession, *, broker_account_id: int, strategy_id: int | None, ticker: str) -> Decimal:
+async def current_position(
+    session: AsyncSession, *, broker_account_id: int, strategy_id: int | None, ticker: str
+) -> Decimal:
     """Return the strategy's position in a ticker at an account (0 when none)."""
     query = select(Position.quantity).where(
         Position.broker_account_id == broker_account_id,
@@ -165,7 +202,9 @@ async def current_position(session: AsyncSession, *, broker_account_id: int, str
     return (await session.execute(query)).scalar_one_or_none() or ZERO
 
 
-async def mark_price(session: AsyncSession, *, broker_account_id: int, ticker: str, price: Decimal) -> None:
+async def mark_price(
+    session: AsyncSession, *, broker_account_id: int, ticker: str, price: Decimal
+) -> None:
     """Record the last known price on every position in the ticker at the account."""
     await session.execute(
         update(Position)
@@ -175,10 +214,18 @@ async def mark_price(session: AsyncSession, *, broker_account_id: int, ticker: s
     )
 
 
-async def open_orders(session: AsyncSession, *, broker_account_id: int, symbol: str | None = None, strategy_id: int | None = None) -> list[Order]:
+async def open_orders(
+    session: AsyncSession,
+    *,
+    broker_account_id: int,
+    symbol: str | None = None,
+    strategy_id: int | None = None,
+) -> list[Order]:
     """Return our orders at an account that are still working."""
     working = [s.value for s in OrderStatus if not s.is_terminal]
-    query = select(Order).where(Order.broker_account_id == broker_account_id, Order.status.in_(working))
+    query = select(Order).where(
+        Order.broker_account_id == broker_account_id, Order.status.in_(working)
+    )
     if symbol is not None:
         query = query.where(Order.symbol == symbol)
     if strategy_id is not None:

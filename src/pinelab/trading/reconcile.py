@@ -57,12 +57,17 @@ class OrderSync:
 
 def sync_order(order: OrderSnapshot, report: OrderStatusReport) -> OrderSync:
     """Return what must change for `order` to match the venue's `report`."""
-    new_broker_id = report.broker_order_id if report.broker_order_id != order.broker_order_id else None
+    new_broker_id = (
+        report.broker_order_id if report.broker_order_id != order.broker_order_id else None
+    )
     fills = _new_fills(order, report)
     if order.status.is_terminal:
         conflict = None
         if report.status is not order.status or fills:
-            conflict = f"venue reports {report.status.value} with {report.filled_quantity} filled; we have {order.status.value}"
+            conflict = (
+                f"venue reports {report.status.value} with {report.filled_quantity} filled;"
+                f" we have {order.status.value}"
+            )
         return OrderSync((), None, new_broker_id, None, conflict)
     event: OrderEventType | None = _event_for(report.status, has_fills=bool(fills))
     conflict = None
@@ -71,7 +76,11 @@ def sync_order(order: OrderSnapshot, report: OrderStatusReport) -> OrderSync:
         event = None
     elif event is not None and next_status(order.status, event) is order.status:
         event = None
-    reason = report.reason if report.status in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.EXPIRED) else None
+    reason = (
+        report.reason
+        if report.status in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.EXPIRED)
+        else None
+    )
     return OrderSync(tuple(fills), event, new_broker_id, reason, conflict)
 
 
@@ -93,4 +102,3 @@ def _new_fills(order: OrderSnapshot, report: OrderStatusReport) -> list[NewFill]
     fill_id = f"{report.broker_order_id}:{canonical(report.filled_quantity)}"
     commission = max(ZERO, report.commission - order.commission)
     return [NewFill(fill_id, delta, price, commission)]
-

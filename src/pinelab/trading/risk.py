@@ -9,7 +9,9 @@ from pinelab.trading.exceptions import RiskRejected
 from pinelab.trading.sizing import OrderPlan
 
 
-def check_order(strategy: Strategy, *, ticker: str, plan: OrderPlan, current_position: Decimal) -> None:
+def check_order(
+    strategy: Strategy, *, ticker: str, plan: OrderPlan, current_position: Decimal
+) -> None:
     """Raise RiskRejected when the order breaks one of the strategy's limits."""
     allowed = strategy.allowed_symbols
     if allowed and ticker.upper() not in {symbol.upper() for symbol in allowed}:
@@ -18,4 +20,6 @@ def check_order(strategy: Strategy, *, ticker: str, plan: OrderPlan, current_pos
     if limit is not None and plan.quantity is not None and not plan.reduce_only:
         after = current_position + plan.side.sign * plan.quantity
         if abs(after) > limit:
-            raise RiskRejected(f"position would be {after}, beyond the strategy's maximum of {limit}")
+            raise RiskRejected(
+                f"position would be {after}, beyond the strategy's maximum of {limit}"
+            )
