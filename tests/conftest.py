@@ -73,21 +73,23 @@ def postgres_database() -> Iterator[str]:
     asyncio.run(_pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _truncate_statement() -> str:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-    return f"TRUNCATE {tables} RESTART IDENTITY CASCADE"
+def _empty_tables_statement() -> str:
+    # DELETE is ~100x faster than TRUNCATE on the few rows a test leaves behind.
+    return ";".join(
+        f'DELETE FROM "{table.name}"' for table in reversed(Base.metadata.sorted_tables)
+    )
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Return the URL of an empty, migrated database (SQLite copy or truncated PostgreSQL)."""
+    """Return the URL of an empty, migrated database (SQLite copy or emptied PostgreSQL)."""
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
         target = tmp_path / "pinelab.db"
         shutil.copy(template, target)
         return f"sqlite+aiosqlite:///{target}"
     url: str = request.getfixturevalue("postgres_database")
-    asyncio.run(_pg_admin(url, _truncate_statement()))
+    asyncio.run(_pg_admin(url, _empty_tables_statement()))
     return url
 
 

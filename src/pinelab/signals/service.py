@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,18 @@ from pinelab.signals.parser import parse_alert
 from pinelab.signals.writer import ACCEPTED, REJECTED, PendingSignal, SignalWriter
 from pinelab.strategies.tokens import StrategySnapshot, TokenDirectory, passphrase_matches
 from pinelab.trading.execution import EXECUTE_SIGNAL
+
+_JSON_PASSPHRASE = re.compile(r'("passphrase"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)', re.IGNORECASE)
+_TEXT_PASSPHRASE = re.compile(r"(passphrase\s*=\s*)[^\s,]+", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def redact_passphrase(raw: str) -> str:
+    """Replace a passphrase in a stored alert body, JSON or text, by a marker."""
+    if "passphrase" not in raw.lower():
+        return raw
+    raw = _JSON_PASSPHRASE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', raw)
+    return _TEXT_PASSPHRASE.sub(lambda m: f"{m.group(1)}{REDACTED}", raw)
 
 
 class UnknownWebhook(ResourceNotFoundError):
@@ -127,14 +140,15 @@ def _accept(
 def _signal_values(
     strategy: StrategySnapshot, body: bytes, content_type: str | None, source_ip: str | None
 ) -> dict[str, Any]:
+    raw = redact_passphrase(body.decode("utf-8", errors="replace"))
     return {
         "user_id": strategy.user_id,
         "strategy_id": strategy.id,
         "received_at": now(),
         "source_ip": source_ip,
         "content_type": (content_type or "")[:100] or None,
-        "raw_body": body.decode("utf-8", errors="replace"),
-        "body_hash": hashlib.sha256(body).hexdigest(),
+        "raw_body": raw,
+        "body_hash": hashlib.sha256(raw.encode()).hexdigest(),
         "intent": None,
         "ticker": None,
         "action": None,

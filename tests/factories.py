@@ -1,0 +1,70 @@
+"""Seed rows directly for tests that exercise services below the HTTP layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pinelab.accounts.models import User
+from pinelab.accounts.security import hash_password
+from pinelab.brokers.models import BrokerAccount
+from pinelab.db import Database
+from pinelab.strategies.models import Strategy, StrategyBrokerAccount
+from pinelab.strategies.tokens import hash_token
+
+FAST_HASH = "$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$Kp2Fq5eMTaN4JYQbmjG8cw"
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """Ids of a seeded user, paper account and strategy, and the strategy's webhook token."""
+
+    user_id: int
+    account_id: int
+    strategy_id: int
+    token: str
+
+
+async def seed_strategy(
+    db: Database,
+    *,
+    email: str = "trader@example.com",
+    token: str = "test-token-0123456789",
+    starting_cash: Decimal = Decimal(100000),
+    slippage_bps: Decimal = Decimal(0),
+    commission: Decimal = Decimal(0),
+    real_password: str | None = None,
+    **strategy_fields: object,
+) -> Seeded:
+    """Create a user with a paper account and a strategy bound to it."""
+    async with db.transaction() as session:
+        user = User(
+            email=email, password_hash=hash_password(real_password) if real_password else FAST_HASH
+        )
+        session.add(user)
+        await session.flush()
+        account = BrokerAccount(
+            user_id=user.id,
+            kind="paper",
+            label="paper",
+            starting_cash=starting_cash,
+            slippage_bps=slippage_bps,
+            commission_per_order=commission,
+        )
+        session.add(account)
+        await session.flush()
+        fields: dict[str, object] = {
+            "sizing_type": "fixed",
+            "sizing_value": Decimal(1),
+        } | strategy_fields
+        strategy = Strategy(
+            user_id=user.id,
+            name="strategy",
+            token_hash=hash_token(token),
+            token_hint=token[:6],
+            **fields,
+        )
+        session.add(strategy)
+        await session.flush()
+        session.add(StrategyBrokerAccount(strategy_id=strategy.id, broker_account_id=account.id))
+    return Seeded(user.id, account.id, strategy.id, token)

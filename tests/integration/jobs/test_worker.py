@@ -1,0 +1,123 @@
+"""The worker: woken at once, retries the temporary, buries the permanent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from pinelab.api.app import build_context
+from pinelab.api.context import AppContext
+from pinelab.brokers.exceptions import BrokerUnavailable, InvalidOrder
+from pinelab.config import Settings
+from pinelab.jobs import queue
+from pinelab.jobs.models import Job
+from pinelab.jobs.worker import JobType, Worker
+
+
+@pytest.fixture
+async def context(settings: Settings) -> AppContext:
+    settings.retry_base_delay_seconds = 0.01
+    settings.retry_max_delay_seconds = 0.02
+    settings.max_retry_attempts = 3
+    built = build_context(settings)
+    yield built
+    await built.db.dispose()
+
+
+async def _enqueue(context: AppContext, kind: str) -> int:
+    async with context.db.transaction() as session:
+        job = await queue.enqueue(session, kind, {}, max_attempts=3)
+    return job.id
+
+
+async def _job(context: AppContext, job_id: int) -> Job:
+    async with context.db.session() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None
+    return job
+
+
+async def test_woken_worker_runs_a_new_job_without_waiting_for_a_poll(context: AppContext) -> None:
+    ran = asyncio.Event()
+
+    async def run(_: AppContext, job: Job) -> None:
+        ran.set()
+
+    worker = Worker(context, {"ok": JobType(run=run)})
+    await worker.start()
+    try:
+        await asyncio.sleep(0.05)  # the loop is now idle, waiting on its wake event
+        started = time.perf_counter()
+        job_id = await _enqueue(context, "ok")
+        worker.wake()
+        await asyncio.wait_for(ran.wait(), timeout=2)
+        assert time.perf_counter() - started < 0.5  # far below the 1 s safety poll
+    finally:
+        await worker.stop()
+    assert (await _job(context, job_id)).status == queue.DONE
+
+
+async def test_temporary_failure_is_retried_until_it_succeeds(context: AppContext) -> None:
+    calls = 0
+
+    async def flaky(_: AppContext, job: Job) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise BrokerUnavailable("connection refused")
+
+    worker = Worker(context, {"flaky": JobType(run=flaky)})
+    job_id = await _enqueue(context, "flaky")
+    for _ in range(200):
+        await worker.run_once()
+        if (await _job(context, job_id)).status == queue.DONE:
+            break
+        await asyncio.sleep(0.01)
+    job = await _job(context, job_id)
+    assert job.status == queue.DONE
+    assert job.attempts == 3
+    assert calls == 3
+
+
+async def test_permanent_failure_is_buried_at_once_and_reported(context: AppContext) -> None:
+    buried: list[str] = []
+
+    async def refuse(_: AppContext, job: Job) -> None:
+        raise InvalidOrder("quantity must be positive")
+
+    async def on_dead(_: AppContext, job: Job, error: str) -> None:
+        buried.append(error)
+
+    worker = Worker(context, {"refuse": JobType(run=refuse, on_dead=on_dead)})
+    job_id = await _enqueue(context, "refuse")
+    assert await worker.run_once()
+    job = await _job(context, job_id)
+    assert job.status == queue.DEAD
+    assert job.attempts == 1
+    assert buried == ["InvalidOrder: quantity must be positive"]
+
+
+async def test_job_that_keeps_failing_is_buried_after_max_attempts(context: AppContext) -> None:
+    async def down(_: AppContext, job: Job) -> None:
+        raise BrokerUnavailable("503")
+
+    worker = Worker(context, {"down": JobType(run=down)})
+    job_id = await _enqueue(context, "down")
+    for _ in range(300):
+        await worker.run_once()
+        if (await _job(context, job_id)).status == queue.DEAD:
+            break
+        await asyncio.sleep(0.01)
+    job = await _job(context, job_id)
+    assert job.status == queue.DEAD
+    assert job.attempts == 3
+    assert "503" in (job.last_error or "")
+
+
+async def test_unknown_job_kind_is_buried(context: AppContext) -> None:
+    worker = Worker(context, {})
+    job_id = await _enqueue(context, "mystery")
+    assert await worker.run_once()
+    assert (await _job(context, job_id)).status == queue.DEAD
