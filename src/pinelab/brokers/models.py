@@ -18,7 +18,9 @@ class BrokerAccount(Base):
     __tablename__ = "broker_account"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(64))  # paper | alpaca | ccxt:<exchange id>
     label: Mapped[str] = mapped_column(String(100))
     paper: Mapped[bool] = mapped_column(Boolean, default=True)

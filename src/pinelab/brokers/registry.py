@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from pinelab.brokers.base import Broker
 from pinelab.brokers.exceptions import BrokerAuthFailed
@@ -15,9 +16,16 @@ from pinelab.db import Database
 class BrokerRegistry:
     """Build and cache the `Broker` for each broker account."""
 
-    def __init__(self, *, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        build: Callable[[BrokerAccount], Broker] | None = None,
+    ) -> None:
         self._db = db
         self._settings = settings
+        self.build = build or self.build_default
         self._brokers: dict[int, tuple[object, Broker]] = {}
         self._lock = asyncio.Lock()
 
@@ -33,11 +41,12 @@ class BrokerRegistry:
                 return cached[1]
             if cached is not None:
                 await cached[1].close()
-            broker = self._build(account)
+            broker = self.build(account)
             self._brokers[account.id] = (version, broker)
             return broker
 
-    def _build(self, account: BrokerAccount) -> Broker:
+    def build_default(self, account: BrokerAccount) -> Broker:
+        """Build the adapter for an account from its kind."""
         if account.kind == "paper":
             return PaperBroker(
                 self._db,

@@ -1,0 +1,280 @@
+"""Execution against the real paper broker: sizing, brackets, resting orders, and faults."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import select
+
+from pinelab.api.app import build_context
+from pinelab.api.context import AppContext
+from pinelab.brokers.base import Broker, OrderRequest, OrderSide
+from pinelab.brokers.exceptions import RetryableBrokerError
+from pinelab.brokers.models import BrokerAccount
+from pinelab.config import Settings
+from pinelab.signals.models import Signal
+from pinelab.strategies.models import Strategy
+from pinelab.trading import orders
+from pinelab.trading.execution import execute_signal
+from pinelab.trading.models import Fill, Order, OrderEvent, Position
+from tests.factories import Seeded, seed_strategy
+from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
+
+
+@pytest.fixture
+async def context(settings: Settings) -> AsyncIterator[AppContext]:
+    built = build_context(settings)
+    yield built
+    await built.brokers.close()
+    await built.db.dispose()
+
+
+@pytest.fixture
+async def seeded(context: AppContext) -> Seeded:
+    return await seed_strategy(context.db)
+
+
+def _with_faults(context: AppContext, plan: FaultPlan) -> None:
+    default = context.brokers.build_default
+
+    def build(account: BrokerAccount) -> Broker:
+        return FaultyBroker(default(account), plan)
+
+    context.brokers.build = build
+
+
+_counter = 0
+
+
+async def _alert(context: AppContext, seeded: Seeded, **fields: Any) -> int:
+    """Ingest an alert (as the webhook does) and return its signal id."""
+    global _counter
+    _counter += 1
+    alert = {
+        "ticker": "AAPL",
+        "action": "buy",
+        "quantity": "10",
+        "price": "100",
+        "id": f"x{_counter}",
+    } | fields
+    assert context.ingestor is not None
+    result = await context.ingestor.ingest(
+        token=seeded.token,
+        body=orjson.dumps(alert),
+        content_type="application/json",
+        source_ip=None,
+    )
+    return result.signal_id
+
+
+async def _run(context: AppContext, seeded: Seeded, **fields: Any) -> Signal:
+    signal_id = await _alert(context, seeded, **fields)
+    await execute_signal(context, signal_id)
+    return await _get(context, Signal, signal_id)
+
+
+async def _get(context: AppContext, model: Any, row_id: int) -> Any:
+    async with context.db.session() as session:
+        return await session.get(model, row_id)
+
+
+async def _all(context: AppContext, model: Any) -> list[Any]:
+    async with context.db.session() as session:
+        return list((await session.execute(select(model).order_by(model.id))).scalars())
+
+
+async def _position(context: AppContext) -> Position:
+    (position,) = await _all(context, Position)
+    return position
+
+
+async def test_buy_then_partial_sell_books_realized_pnl(
+    context: AppContext, seeded: Seeded
+) -> None:
+    assert (await _run(context, seeded)).status == "executed"
+    assert (
+        await _run(context, seeded, action="sell", quantity="4", price="110")
+    ).status == "executed"
+    position = await _position(context)
+    assert (position.quantity, position.average_price, position.realized_pnl) == (6, 100, 40)
+    fills = await _all(context, Fill)
+    assert [f.realized_pnl for f in fills] == [0, 40]
+
+
+async def test_response_lost_after_accept_is_adopted_not_resubmitted(
+    context: AppContext, seeded: Seeded
+) -> None:
+    plan = FaultPlan(lost_after_accept=1)
+    _with_faults(context, plan)
+    signal = await _run(context, seeded)
+    assert signal.status == "executed", signal.reason
+    assert plan.submits_reaching_venue == 1
+    (order,) = await _all(context, Order)
+    assert order.status == "filled"
+
+
+async def test_broker_down_is_retried_and_the_venue_sees_one_order(
+    context: AppContext, seeded: Seeded
+) -> None:
+    plan = FaultPlan(unavailable=2)
+    _with_faults(context, plan)
+    signal_id = await _alert(context, seeded)
+    for _ in range(2):
+        with pytest.raises(RetryableBrokerError):
+            await execute_signal(context, signal_id)
+    await execute_signal(context, signal_id)
+    assert (await _get(context, Signal, signal_id)).status == "executed"
+    assert plan.submits_reaching_venue == 1
+    assert len(await _all(context, Order)) == 1
+
+
+async def test_order_sent_before_a_crash_is_found_by_client_id_on_restart(
+    context: AppContext, seeded: Seeded
+) -> None:
+    plan = FaultPlan(unavailable=1)
+    _with_faults(context, plan)
+    signal_id = await _alert(context, seeded)
+    with pytest.raises(RetryableBrokerError):
+        await execute_signal(context, signal_id)
+    (order,) = await _all(context, Order)
+    assert order.status == "new"
+    # The process "crashed" after the venue took the order but before we recorded the answer.
+    async with context.db.session() as session:
+        account = await session.get(BrokerAccount, seeded.account_id)
+    venue = context.brokers.build_default(account)
+    request = OrderRequest(
+        order.client_order_id,
+        "AAPL",
+        OrderSide.BUY,
+        quantity=Decimal(10),
+        reference_price=Decimal(100),
+    )
+    await venue.submit_order(request)
+    plan.submit_calls.clear()
+    await execute_signal(context, signal_id)
+    assert plan.submit_calls == []  # asked by client_order_id, never resubmitted
+    order = await _get(context, Order, order.id)
+    assert order.status == "filled"
+
+
+async def test_limit_order_rests_until_a_later_alert_crosses_it(
+    context: AppContext, seeded: Seeded
+) -> None:
+    await _run(context, seeded, order_type="limit", limit_price="95", price="100")
+    (order,) = await _all(context, Order)
+    assert order.status == "accepted"
+    await _run(context, seeded, action="buy", quantity="1", price="94")
+    order = await _get(context, Order, order.id)
+    assert (order.status, order.filled_quantity) == ("filled", 10)
+    assert (await _position(context)).quantity == 11
+
+
+async def test_cancel_alert_cancels_open_orders_in_the_ticker(
+    context: AppContext, seeded: Seeded
+) -> None:
+    await _run(context, seeded, order_type="limit", limit_price="90")
+    signal = await _run(context, seeded, action="cancel")
+    assert signal.status == "executed", signal.reason
+    (order,) = await _all(context, Order)
+    assert order.status == "canceled"
+
+
+async def test_bracket_take_profit_fills_and_cancels_the_stop(
+    context: AppContext, seeded: Seeded
+) -> None:
+    signal = await _run(context, seeded, take_profit={"percent": "10"}, stop_loss={"percent": "5"})
+    assert signal.status == "executed", signal.reason
+    entry, *legs = await _all(context, Order)
+    assert entry.status == "filled"
+    assert sorted((leg.leg, leg.status) for leg in legs) == [
+        ("stop_loss", "accepted"),
+        ("take_profit", "accepted"),
+    ]
+    assert {leg.parent_order_id for leg in legs} == {entry.id}
+    await _run(
+        context, seeded, action="buy", quantity="1", price="111", take_profit=None, stop_loss=None
+    )
+    legs = {leg.leg: leg for leg in (await _all(context, Order))[1:3]}
+    assert legs["take_profit"].status == "filled"
+    assert legs["stop_loss"].status == "canceled"
+
+
+async def test_exit_closes_the_strategy_position(context: AppContext, seeded: Seeded) -> None:
+    await _run(context, seeded)
+    signal = await _run(context, seeded, action="exit", quantity=None, price="105")
+    assert signal.status == "executed"
+    position = await _position(context)
+    assert (position.quantity, position.realized_pnl) == (0, 50)
+
+
+async def test_exit_when_flat_places_nothing(context: AppContext, seeded: Seeded) -> None:
+    signal = await _run(context, seeded, action="exit", quantity=None)
+    assert signal.status == "executed"
+    assert "nothing to do" in (signal.reason or "")
+    assert await _all(context, Order) == []
+
+
+async def test_sell_with_flat_sentiment_closes_and_never_opens_a_short(
+    context: AppContext, seeded: Seeded
+) -> None:
+    await _run(context, seeded, quantity="3")
+    await _run(context, seeded, action="sell", quantity="10", sentiment="flat")
+    assert (await _position(context)).quantity == 0
+
+
+async def test_target_position_orders_the_difference(context: AppContext, seeded: Seeded) -> None:
+    await _run(context, seeded, quantity="3")
+    await _run(context, seeded, action="buy", quantity="1", position_size="8")
+    assert (await _position(context)).quantity == 8
+    await _run(context, seeded, action="sell", quantity="1", position_size="-2")
+    assert (await _position(context)).quantity == -2
+
+
+async def test_unaffordable_order_is_rejected_with_the_reason(
+    context: AppContext, seeded: Seeded
+) -> None:
+    signal = await _run(context, seeded, quantity="5000", price="100")
+    assert signal.status == "failed"
+    (order,) = await _all(context, Order)
+    assert order.status == "rejected"
+    assert "cash" in (order.reason or "").lower()
+
+
+async def test_symbol_outside_allowed_list_places_nothing(
+    context: AppContext, seeded: Seeded
+) -> None:
+    async with context.db.transaction() as session:
+        strategy = await session.get(Strategy, seeded.strategy_id)
+        strategy.allowed_symbols = ["MSFT"]
+    context.tokens.invalidate()
+    signal = await _run(context, seeded)
+    assert signal.status == "failed"
+    assert "allowed symbols" in (signal.reason or "")
+    assert await _all(context, Order) == []
+
+
+async def test_executing_a_signal_twice_places_one_order(
+    context: AppContext, seeded: Seeded
+) -> None:
+    signal_id = await _alert(context, seeded)
+    await execute_signal(context, signal_id)
+    async with context.db.transaction() as session:
+        signal = await session.get(Signal, signal_id)
+        signal.status = (
+            "accepted"  # as if the job ran again after a crash before it was marked done
+        )
+    await execute_signal(context, signal_id)
+    assert len(await _all(context, Order)) == 1
+    history = [e.event for e in await _all(context, OrderEvent)]
+    assert history == ["created", "submitted", "filled"]
+
+
+def test_client_order_id_is_deterministic_and_venue_safe() -> None:
+    first = orders.client_order_id(42, 7)
+    assert first == orders.client_order_id(42, 7)
+    assert first != orders.client_order_id(42, 8)
+    assert len(first) <= 36
