@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from pinelab.api.deps import ContextDep
+from pinelab.accounts.dependencies import CurrentUser
+from pinelab.api.deps import ContextDep, PageDep
 from pinelab.api.errors import error_body, status_for
+from pinelab.api.pagination import Page, encode_cursor
 from pinelab.api.request import client_ip, read_capped_body
 from pinelab.errors import AuthorizationError, BusinessLogicError
+from pinelab.signals import queries
+from pinelab.signals.schemas import MAX_ID, SignalFilters, SignalRead
 from pinelab.signals.service import RecordedRejection, UnknownWebhook
 
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
@@ -34,7 +38,10 @@ _ALERT_EXAMPLE = {
     status_code=202,
     summary="Receive a TradingView alert",
     responses={
-        202: {"description": "Stored; acting on it", "content": {"application/json": {"example": {"signal_id": 1, "status": "accepted"}}}},
+        202: {
+            "description": "Stored; acting on it",
+            "content": {"application/json": {"example": {"signal_id": 1, "status": "accepted"}}},
+        },
         401: {"description": "Passphrase missing or wrong (the alert is recorded as rejected)"},
         404: {"description": "Unknown webhook token"},
         409: {"description": "Strategy disabled (the alert is recorded as rejected)"},
@@ -65,7 +72,8 @@ async def receive_alert(
     if len(token) > 128:
         raise UnknownWebhook
     body, truncated = await read_capped_body(request, settings.webhook_max_body_bytes)
-    assert context.ingestor is not None
+    if context.ingestor is None:
+        raise RuntimeError("ingestion is not configured in this process")
     try:
         result = await context.ingestor.ingest(
             token=token,
@@ -82,8 +90,13 @@ async def receive_alert(
 
 def _rejection_response(rejection: RecordedRejection) -> Response:
     error = rejection.error
-    assert isinstance(error, BusinessLogicError)
-    status = 413 if any(d.field == "body" and "limit" in d.message for d in error.details) else status_for(error)
+    if not isinstance(error, BusinessLogicError):
+        raise error
+    status = (
+        413
+        if any(d.field == "body" and "limit" in d.message for d in error.details)
+        else status_for(error)
+    )
     body = error_body(type(error).__name__, error.message, [d.as_dict() for d in error.details])
     body["signal_id"] = rejection.signal_id
     return Response(
@@ -92,3 +105,31 @@ def _rejection_response(rejection: RecordedRejection) -> Response:
         media_type="application/json",
         headers={"X-Signal-ID": str(rejection.signal_id)},
     )
+
+
+@router.get("/signals")
+async def list_signals(
+    user: CurrentUser,
+    context: ContextDep,
+    page: PageDep,
+    filters: Annotated[SignalFilters, Query()],
+) -> Page[SignalRead]:
+    """List your signals (every alert received, accepted or not), newest first."""
+    async with context.db.session() as session:
+        signals, next_id = await queries.list_signals(
+            session, user_id=user.id, filters=filters, limit=page.limit, before_id=page.before_id
+        )
+    return Page[SignalRead](
+        items=[SignalRead.model_validate(signal) for signal in signals],
+        next_cursor=encode_cursor(next_id) if next_id is not None else None,
+    )
+
+
+@router.get("/signals/{signal_id}", responses={404: {"description": "No such signal of yours"}})
+async def get_signal(
+    signal_id: Annotated[int, Path(ge=1, le=MAX_ID)], user: CurrentUser, context: ContextDep
+) -> SignalRead:
+    """Show one of your signals with its raw body and parsed intent."""
+    async with context.db.session() as session:
+        signal = await queries.get_signal(session, user_id=user.id, signal_id=signal_id)
+    return SignalRead.model_validate(signal)
