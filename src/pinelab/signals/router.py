@@ -15,6 +15,7 @@ from pinelab.api.pagination import Page, encode_cursor
 from pinelab.api.request import client_ip, read_capped_body
 from pinelab.errors import AuthorizationError, BusinessLogicError
 from pinelab.signals import queries
+from pinelab.signals.exceptions import AlertTooLarge
 from pinelab.signals.schemas import MAX_ID, SignalFilters, SignalRead
 from pinelab.signals.service import RecordedRejection, UnknownWebhook
 
@@ -92,11 +93,7 @@ def _rejection_response(rejection: RecordedRejection) -> Response:
     error = rejection.error
     if not isinstance(error, BusinessLogicError):
         raise error
-    status = (
-        413
-        if any(d.field == "body" and "limit" in d.message for d in error.details)
-        else status_for(error)
-    )
+    status = 413 if isinstance(error, AlertTooLarge) else status_for(error)
     body = error_body(type(error).__name__, error.message, [d.as_dict() for d in error.details])
     body["signal_id"] = rejection.signal_id
     return Response(

@@ -16,7 +16,7 @@ from pinelab.errors import (
     RateLimitExceeded,
     ResourceNotFoundError,
 )
-from pinelab.signals.exceptions import AlertRejected
+from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
 from pinelab.signals.parser import parse_alert
 from pinelab.signals.writer import ACCEPTED, REJECTED, PendingSignal, SignalWriter
@@ -126,7 +126,7 @@ def _accept(
     secret_key: str,
 ) -> AlertIntent:
     if truncated:
-        raise AlertRejected([ErrorDetail("body", "is larger than the webhook body limit")])
+        raise AlertTooLarge([ErrorDetail("body", "is larger than the webhook body limit")])
     intent = parse_alert(body, content_type)
     if strategy.passphrase_hash is not None and not passphrase_matches(
         intent.passphrase, strategy.passphrase_hash, key=secret_key

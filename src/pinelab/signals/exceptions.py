@@ -1,0 +1,20 @@
+"""Errors of the signals package."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pinelab.errors import ErrorDetail, ValidationFailed
+
+
+class AlertRejected(ValidationFailed):
+    """An alert body that cannot be turned into an AlertIntent; each detail names a field."""
+
+    def __init__(self, details: Sequence[ErrorDetail]) -> None:
+        listed = list(details)
+        message = "; ".join(f"{detail.field}: {detail.message}" for detail in listed)
+        super().__init__(message or "the alert could not be read", details=listed)
+
+
+class AlertTooLarge(AlertRejected):
+    """An alert body over the webhook size limit (413)."""

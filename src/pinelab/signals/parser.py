@@ -1,0 +1,486 @@
+"""Turn a TradingView alert body into an AlertIntent, or reject it naming every bad field.
+
+The formats are those of ``shared/ALERTS.md``.
+
+Which format. A body whose first non-space character is ``{`` or ``[`` (but not ``{{``) is
+JSON whatever its content type: TradingView sends ``text/plain`` for any message it does not
+take for JSON, and other senders mislabel bodies too. A body declared as JSON that parses to a
+scalar is rejected as not an object; any other body is a text alert. The body must be UTF-8
+and not empty.
+
+JSON. The fields of ALERTS.md, each also accepted under its camelCase alias (``signalPrice``
+is ``price``; ``quantityType``, ``orderType``, ``limitPrice``, ``stopPrice``, ``trailPercent``,
+``timeInForce``, ``takeProfit``, ``stopLoss``, ``positionSize``). One field given under two
+names is rejected; ``null`` is the same as leaving a field out; unknown fields are ignored (the
+caller keeps the raw body). Numbers are JSON numbers or numeric strings (``"10"``, ``" 1.5 "``),
+read exactly as Decimal, at most 20 integer digits and 18 decimals (what the books store);
+``NaN``, ``inf``, empty strings and booleans are rejected. Quantities, prices, percents and
+amounts must be above 0; ``position_size`` may be 0 or negative. Choice fields are
+case-insensitive and trimmed; ``long``/``short`` are actions ``buy``/``sell``. ``take_profit``
+and ``stop_loss`` are ``{"price"|"percent"|"amount": x}`` (exactly one) or a bare number, read
+as a price; ``stop_loss`` may add ``"type"`` (``stop``, ``stop_limit`` with ``"limit_price"``,
+or ``trailing_stop`` with a percent or amount). ``id`` and ``time`` are strings (numbers are
+converted). A string in a field that is read and still holds ``{{`` is a TradingView placeholder
+that was not filled in, and is rejected.
+
+Text. One line, ``ACTION TICKER [QUANTITY] [key=value ...]``, words separated by spaces and/or
+commas, so no value can hold a space or a comma. Keys are the JSON field names or their aliases;
+brackets are flattened:
+
+- ``take_profit=200`` or ``take_profit_price=200`` (a price), ``take_profit_percent=2``,
+  ``take_profit_amount=5``;
+- the same four with ``stop_loss``, plus ``stop_loss_type=stop_limit`` and
+  ``stop_loss_limit_price=95``.
+
+A second line, more than three leading words, a word without ``=`` after the first key=value,
+an unknown key or a repeated key is rejected: a typo in a text key must not silently turn a
+limit order into a market order. The text becomes the JSON mapping and is read by the same
+rules, so both forms of one alert give equal intents; a bad bracket value is named as in JSON
+(``stop_loss.percent``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from pinelab.brokers.base import OrderType, TimeInForce
+from pinelab.errors import ErrorDetail
+from pinelab.signals.exceptions import AlertRejected
+from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
+
+EnumT = TypeVar("EnumT", bound=StrEnum)
+
+MAX_TICKER_LENGTH: Final = 64
+MAX_ID_LENGTH: Final = 120  # id and time each: the idempotency key column holds 255
+MAX_PASSPHRASE_LENGTH: Final = 256
+MAX_INTEGER_DIGITS: Final = 20
+MAX_DECIMAL_PLACES: Final = 18
+
+FIELDS: Final = frozenset(
+    {
+        "ticker", "action", "quantity", "quantity_type", "price", "order_type", "limit_price",
+        "stop_price", "trail_percent", "time_in_force", "take_profit", "stop_loss", "sentiment",
+        "position_size", "id", "time", "passphrase",
+    }
+)  # fmt: skip
+ALIASES: Final[Mapping[str, str]] = {
+    "signalPrice": "price",
+    "quantityType": "quantity_type",
+    "orderType": "order_type",
+    "limitPrice": "limit_price",
+    "stopPrice": "stop_price",
+    "trailPercent": "trail_percent",
+    "timeInForce": "time_in_force",
+    "takeProfit": "take_profit",
+    "stopLoss": "stop_loss",
+    "positionSize": "position_size",
+}
+EXIT_FIELDS: Final = frozenset({"price", "percent", "amount", "type", "limit_price"})
+EXIT_ALIASES: Final[Mapping[str, str]] = {"limitPrice": "limit_price"}
+TEXT_BRACKETS: Final[Mapping[str, tuple[str, str]]] = {
+    "take_profit": ("take_profit", "price"),
+    "take_profit_price": ("take_profit", "price"),
+    "take_profit_percent": ("take_profit", "percent"),
+    "take_profit_amount": ("take_profit", "amount"),
+    "stop_loss": ("stop_loss", "price"),
+    "stop_loss_price": ("stop_loss", "price"),
+    "stop_loss_percent": ("stop_loss", "percent"),
+    "stop_loss_amount": ("stop_loss", "amount"),
+    "stop_loss_type": ("stop_loss", "type"),
+    "stop_loss_limit_price": ("stop_loss", "limit_price"),
+}
+TEXT_FORM: Final = "ACTION TICKER [QUANTITY] [key=value ...]"
+
+_ACTIONS: Final = {
+    **{action.value: action for action in Action},
+    "long": Action.BUY,
+    "short": Action.SELL,
+}
+_QUANTITY_TYPES: Final = {kind.value: kind for kind in QuantityType}
+_ORDER_TYPES: Final = {kind.value: kind for kind in OrderType}
+_TIMES_IN_FORCE: Final = {kind.value: kind for kind in TimeInForce}
+_SENTIMENTS: Final = {kind.value: kind for kind in Sentiment}
+_STOP_LOSS_TYPES: Final = {
+    kind.value: kind for kind in (OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP)
+}
+_PRICES_NEEDED: Final[Mapping[OrderType, tuple[str, ...]]] = {
+    OrderType.MARKET: (),
+    OrderType.LIMIT: ("limit_price",),
+    OrderType.STOP: ("stop_price",),
+    OrderType.STOP_LIMIT: ("limit_price", "stop_price"),
+    OrderType.TRAILING_STOP: ("trail_percent",),
+}
+_EXIT_KINDS: Final = ("price", "percent", "amount")
+_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_PLACEHOLDER: Final = re.compile(r"\{\{[^{}\x00-\x1f]{1,60}\}\}")
+_TEXT_SEPARATORS: Final = re.compile(r"[\s,]+")
+_TEXT_POSITIONS: Final = ("action", "ticker", "quantity")
+
+
+def parse_alert(body: bytes, content_type: str | None) -> AlertIntent:
+    """Parse a TradingView alert body (JSON or one line of text) into an AlertIntent."""
+    text = _decode(body)
+    if text[0] in "{[" and not text.startswith("{{"):
+        return _intent_from_mapping(_json_object(_load_json(text)))
+    if content_type is not None and "json" in content_type.lower():
+        try:
+            data = _load_json(text)
+        except AlertRejected:
+            return _intent_from_mapping(_mapping_from_text(text))
+        return _intent_from_mapping(_json_object(data))
+    return _intent_from_mapping(_mapping_from_text(text))
+
+
+class _JsonConstant:
+    """`NaN` or `Infinity` as written in a JSON body, kept so the reader can name its field."""
+
+    __slots__ = ("literal",)
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+def _reject(field: str, message: str, kind: str = "value_error") -> AlertRejected:
+    return AlertRejected([ErrorDetail(field=field, message=message, type=kind)])
+
+
+def _decode(body: bytes) -> str:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _reject("body", f"is not valid UTF-8 (bad byte at position {exc.start})") from None
+    text = text.strip().lstrip("\ufeff").strip()
+    if not text:
+        raise _reject("body", "is empty", "missing")
+    return text
+
+
+def _load_json(text: str) -> Any:
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return _load_json_exactly(text, str(exc))
+    if isinstance(data, dict) and _has_float(data):
+        return _load_json_exactly(text, None)
+    return data
+
+
+def _load_json_exactly(text: str, first_error: str | None) -> Any:
+    # orjson reads numbers as doubles and refuses NaN; the stdlib keeps every digit and NaN.
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=_JsonConstant)
+    except (ValueError, RecursionError) as exc:
+        reason = first_error or str(exc)
+    found = _PLACEHOLDER.search(text)
+    if found is not None:
+        message = f"the TradingView placeholder {found.group()} was not filled in"
+        raise _reject("body", f"is not valid JSON: {message} ({reason})", "placeholder")
+    raise _reject("body", f"is not valid JSON: {reason}", "parse_error")
+
+
+def _has_float(data: dict[str, Any]) -> bool:
+    for value in data.values():
+        if type(value) is float:
+            return True
+        if type(value) is dict and any(type(item) is float for item in value.values()):
+            return True
+    return False
+
+
+def _json_object(data: Any) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return data
+    got = "a string" if isinstance(data, str) else _describe(data)
+    raise _reject("body", f"must be a JSON object, got {got}", "type_error")
+
+
+def _mapping_from_text(text: str) -> dict[str, Any]:
+    if "\n" in text or "\r" in text:
+        raise _reject("body", f"a text alert must be one line: {TEXT_FORM}")
+    words = [word for word in _TEXT_SEPARATORS.split(text) if word]
+    first_option = next((i for i, word in enumerate(words) if "=" in word), len(words))
+    leading, options = words[:first_option], words[first_option:]
+    if len(leading) > len(_TEXT_POSITIONS):
+        extra = _quote(leading[len(_TEXT_POSITIONS)])
+        raise _reject("body", f"expected {TEXT_FORM}, got the extra word {extra}")
+    stray = next((word for word in options if "=" not in word), None)
+    if stray is not None:
+        raise _reject("body", f"expected key=value after the first option, got {_quote(stray)}")
+    data: dict[str, Any] = dict(zip(_TEXT_POSITIONS, leading, strict=False))
+    for word in options:
+        key, _, value = word.partition("=")
+        _put_text_option(data, key, value)
+    return data
+
+
+def _put_text_option(data: dict[str, Any], key: str, value: str) -> None:
+    name = key if key in FIELDS else ALIASES.get(key)
+    bracket = TEXT_BRACKETS.get(name or key)
+    if bracket is not None:
+        outer, inner = bracket
+        target = data.setdefault(outer, {})
+        if inner in target:
+            raise _reject(f"{outer}.{inner}", "is given twice")
+        target[inner] = value
+    elif name is None:
+        raise _reject(key or "body", f"{_quote(key)} is not a known field")
+    elif key in data:
+        raise _reject(key, "is given twice")
+    else:
+        data[key] = value
+
+
+def _intent_from_mapping(data: dict[str, Any]) -> AlertIntent:
+    reader = _Reader(data, FIELDS, ALIASES)
+    ticker = reader.ticker()
+    action = reader.choice("action", _ACTIONS, required=True)
+    order_type = reader.choice("order_type", _ORDER_TYPES) or OrderType.MARKET
+    reader.require(_PRICES_NEEDED[order_type], f"when order_type is {order_type.value}")
+    intent = AlertIntent(
+        ticker=ticker or "",  # stand-ins: a missing ticker or action is an error raised below
+        action=action or Action.BUY,
+        quantity=reader.number("quantity"),
+        quantity_type=reader.choice("quantity_type", _QUANTITY_TYPES) or QuantityType.FIXED,
+        price=reader.number("price"),
+        order_type=order_type,
+        limit_price=reader.number("limit_price"),
+        stop_price=reader.number("stop_price"),
+        trail_percent=reader.number("trail_percent"),
+        time_in_force=reader.choice("time_in_force", _TIMES_IN_FORCE) or TimeInForce.DAY,
+        take_profit=reader.exit_target("take_profit"),
+        stop_loss=reader.exit_target("stop_loss"),
+        sentiment=reader.choice("sentiment", _SENTIMENTS),
+        position_size=reader.number("position_size", positive=False),
+        alert_id=reader.text("id", limit=MAX_ID_LENGTH, numbers=True) or None,
+        alert_time=reader.text("time", limit=MAX_ID_LENGTH, numbers=True) or None,
+        passphrase=reader.text("passphrase", limit=MAX_PASSPHRASE_LENGTH, secret=True),
+    )
+    if reader.errors or ticker is None or action is None:
+        raise AlertRejected(reader.errors)
+    return intent
+
+
+class _Reader:
+    """Read the known fields of one JSON object, collecting every problem instead of stopping."""
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        names: frozenset[str],
+        aliases: Mapping[str, str],
+        *,
+        prefix: str = "",
+        errors: list[ErrorDetail] | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.errors: list[ErrorDetail] = [] if errors is None else errors
+        self.fields: dict[str, tuple[str, Any]] = {}
+        for key, value in data.items():
+            name = key if key in names else aliases.get(key)
+            if name is None or value is None:
+                continue
+            if name in self.fields:
+                first = self.fields[name][0].removeprefix(prefix)
+                self.fail(prefix + key, f"{name} is given twice, as {first!r} and {key!r}")
+                continue
+            self.fields[name] = (prefix + key, value)
+
+    def fail(self, field: str, message: str, kind: str = "value_error") -> None:
+        """Record one problem with a field."""
+        self.errors.append(ErrorDetail(field=field, message=message, type=kind))
+
+    def require(self, names: tuple[str, ...], condition: str) -> None:
+        """Record each of the named fields that is missing."""
+        for name in names:
+            if name not in self.fields:
+                self.fail(self.prefix + name, f"is required {condition}", "missing")
+
+    def ticker(self) -> str | None:
+        """Return the ticker, trimmed; it is required and not empty."""
+        if "ticker" not in self.fields:
+            self.fail("ticker", "is required", "missing")
+            return None
+        ticker = self.text("ticker", limit=MAX_TICKER_LENGTH)
+        if ticker == "":
+            self.fail(self.fields["ticker"][0], "must not be empty")
+            return None
+        return ticker
+
+    def choice(
+        self, name: str, options: Mapping[str, EnumT], *, required: bool = False
+    ) -> EnumT | None:
+        """Return the option a choice field names, case-insensitive and trimmed."""
+        entry = self.fields.get(name)
+        if entry is None:
+            if required:
+                self.fail(self.prefix + name, "is required", "missing")
+            return None
+        field, value = entry
+        if not isinstance(value, str):
+            self.fail(field, f"must be a string, got {_describe(value)}", "type_error")
+            return None
+        if "{{" in value:
+            self._placeholder(field, value)
+            return None
+        chosen = options.get(value.strip().lower())
+        if chosen is None:
+            self.fail(field, f"must be one of {', '.join(options)}, got {_quote(value)}")
+        return chosen
+
+    def text(
+        self, name: str, *, limit: int, numbers: bool = False, secret: bool = False
+    ) -> str | None:
+        """Return a string field, trimmed unless secret; numbers become strings if allowed."""
+        entry = self.fields.get(name)
+        if entry is None:
+            return None
+        field, value = entry
+        if numbers and isinstance(value, int | Decimal) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            self.fail(field, f"must be a string, got {_describe(value, secret)}", "type_error")
+            return None
+        if "{{" in value:
+            self._placeholder(field, value, secret=secret)
+            return None
+        value = value if secret else value.strip()
+        if not value.isprintable():
+            self.fail(field, "must not contain control or invalid characters")
+        elif len(value) > limit:
+            self.fail(field, f"must be at most {limit} characters long, got {len(value)}")
+        else:
+            return value
+        return None
+
+    def number(self, name: str, *, positive: bool = True) -> Decimal | None:
+        """Return a numeric field as an exact Decimal."""
+        entry = self.fields.get(name)
+        return None if entry is None else self.decimal(entry[0], entry[1], positive=positive)
+
+    def decimal(self, field: str, value: Any, *, positive: bool) -> Decimal | None:
+        """Return a JSON number or numeric string as a Decimal in the range the books store."""
+        if isinstance(value, str):
+            result = self._decimal_from_string(field, value)
+        elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+            result = Decimal(value)
+        elif isinstance(value, float):
+            result = Decimal(repr(value))
+        else:
+            kind = "value_error" if isinstance(value, _JsonConstant) else "type_error"
+            self.fail(field, f"must be a number, got {_describe(value)}", kind)
+            return None
+        return None if result is None else self._in_range(field, result, positive=positive)
+
+    def exit_target(self, name: str) -> ExitTarget | None:
+        """Return a take-profit or stop-loss given as an object or as a bare price."""
+        entry = self.fields.get(name)
+        if entry is None:
+            return None
+        field, value = entry
+        if isinstance(value, dict):
+            return self._exit_object(name, field, value)
+        if isinstance(value, str | int | float | Decimal) and not isinstance(value, bool):
+            price = self.decimal(field, value, positive=True)
+            return None if price is None else ExitTarget(price=price)
+        example = '{"price": 200}, {"percent": 2} or {"amount": 5}'
+        self.fail(field, f"must be {example} or a price, got {_describe(value)}", "type_error")
+        return None
+
+    def _exit_object(self, name: str, field: str, data: dict[str, Any]) -> ExitTarget | None:
+        before = len(self.errors)
+        inner = _Reader(data, EXIT_FIELDS, EXIT_ALIASES, prefix=f"{field}.", errors=self.errors)
+        price, percent, amount = (inner.number(kind) for kind in _EXIT_KINDS)
+        given = [kind for kind in _EXIT_KINDS if kind in inner.fields]
+        if len(given) != 1:
+            got = " and ".join(given) if given else "none"
+            self.fail(field, f"must give exactly one of price, percent or amount, got {got}")
+        order_type, limit_price = inner.stop_type(name, given)
+        if len(self.errors) > before:
+            return None
+        return ExitTarget(
+            price=price,
+            percent=percent,
+            amount=amount,
+            order_type=order_type,
+            limit_price=limit_price,
+        )
+
+    def stop_type(self, name: str, given: Sequence[str]) -> tuple[OrderType, Decimal | None]:
+        """Return the order type and limit price of a stop-loss bracket."""
+        if name != "stop_loss" and "type" in self.fields:
+            self.fail(self.fields["type"][0], "is allowed only in stop_loss")
+        order_type = OrderType.STOP
+        if name == "stop_loss":
+            order_type = self.choice("type", _STOP_LOSS_TYPES) or OrderType.STOP
+        if order_type is OrderType.STOP_LIMIT:
+            self.require(("limit_price",), "when type is stop_limit")
+        if order_type is OrderType.TRAILING_STOP and "price" in given:
+            self.fail(self.fields["price"][0], "a trailing_stop takes a percent or an amount")
+        return order_type, self.number("limit_price")
+
+    def _decimal_from_string(self, field: str, value: str) -> Decimal | None:
+        if "{{" in value:
+            self._placeholder(field, value)
+            return None
+        stripped = value.strip()
+        if _NUMBER.fullmatch(stripped) is not None:
+            try:
+                return Decimal(stripped)
+            except InvalidOperation:
+                pass
+        self.fail(field, f"must be a number, got {_quote(value)}")
+        return None
+
+    def _in_range(self, field: str, value: Decimal, *, positive: bool) -> Decimal | None:
+        if not value.is_finite():
+            self.fail(field, f"must be a finite number, got {value}")
+        elif positive and value <= 0:
+            self.fail(field, f"must be greater than 0, got {value}")
+        elif value and value.adjusted() >= MAX_INTEGER_DIGITS:
+            self.fail(field, f"must be below 1e{MAX_INTEGER_DIGITS}, got {value:.3e}")
+        elif _too_many_decimal_places(value):
+            self.fail(field, f"must have at most {MAX_DECIMAL_PLACES} decimal places")
+        else:
+            return value
+        return None
+
+    def _placeholder(self, field: str, value: str, *, secret: bool = False) -> None:
+        found = None if secret else _PLACEHOLDER.search(value)
+        shown = found.group() if found is not None else "{{...}}"
+        self.fail(field, f"the TradingView placeholder {shown} was not filled in", "placeholder")
+
+
+def _too_many_decimal_places(value: Decimal) -> bool:
+    _, digits, raw_exponent = value.as_tuple()
+    exponent = int(raw_exponent)
+    if exponent >= -MAX_DECIMAL_PLACES or not value:
+        return False
+    significant = "".join(map(str, digits)).rstrip("0")
+    return len(digits) - len(significant) + exponent < -MAX_DECIMAL_PLACES
+
+
+def _describe(value: Any, secret: bool = False) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, _JsonConstant):
+        return value.literal
+    if value is None:
+        return "null"
+    if secret:
+        return "a number"
+    return _quote(value) if isinstance(value, str) else str(value)
+
+
+def _quote(value: str, limit: int = 40) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "...")
