@@ -18,7 +18,9 @@ class Strategy(Base):
     __tablename__ = "strategy"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_hint: Mapped[str] = mapped_column(String(16))
@@ -34,7 +36,9 @@ class Strategy(Base):
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     bindings: Mapped[list[StrategyBrokerAccount]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="StrategyBrokerAccount.broker_account_id"
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="StrategyBrokerAccount.broker_account_id",
     )
 
     @property

@@ -1,0 +1,81 @@
+"""HTTP routes of the brokers package: the caller's broker accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from pinelab.accounts.dependencies import CurrentUser
+from pinelab.api.deps import ContextDep, PageDep
+from pinelab.api.pagination import Page, encode_cursor
+from pinelab.brokers import service
+from pinelab.brokers.dependencies import ValidBrokerAccount
+from pinelab.brokers.schemas import BrokerAccountCreate, BrokerAccountRead, BrokerAccountUpdate
+
+router = APIRouter(prefix="/broker-accounts", tags=["broker accounts"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such broker account of yours"}
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"description": "starting_cash changed after the account placed orders"},
+}
+
+
+@router.post("", status_code=201)
+async def create_broker_account(
+    body: BrokerAccountCreate, user: CurrentUser, context: ContextDep
+) -> BrokerAccountRead:
+    """Create a broker account; the broker is not contacted."""
+    async with context.db.transaction() as session:
+        account = await service.create_broker_account(session, user_id=user.id, data=body.root)
+    return BrokerAccountRead.model_validate(account)
+
+
+@router.get("")
+async def list_broker_accounts(
+    user: CurrentUser, context: ContextDep, page: PageDep
+) -> Page[BrokerAccountRead]:
+    """List your live broker accounts, newest first."""
+    async with context.db.session() as session:
+        accounts, next_id = await service.list_broker_accounts(
+            session, user_id=user.id, limit=page.limit, before_id=page.before_id
+        )
+    return Page[BrokerAccountRead](
+        items=[BrokerAccountRead.model_validate(account) for account in accounts],
+        next_cursor=encode_cursor(next_id) if next_id is not None else None,
+    )
+
+
+@router.get("/{broker_account_id}", responses=_NOT_FOUND)
+async def get_broker_account(account: ValidBrokerAccount) -> BrokerAccountRead:
+    """Show one of your broker accounts."""
+    return BrokerAccountRead.model_validate(account)
+
+
+@router.patch("/{broker_account_id}", responses=_CONFLICT)
+async def update_broker_account(
+    account: ValidBrokerAccount, body: BrokerAccountUpdate, context: ContextDep
+) -> BrokerAccountRead:
+    """Change a broker account's label, costs or (before any order) its starting cash."""
+    async with context.db.transaction() as session:
+        updated = await service.update_broker_account(
+            session, user_id=account.user_id, broker_account_id=account.id, changes=body
+        )
+    context.brokers.forget(account.id)
+    context.tokens.invalidate()
+    return BrokerAccountRead.model_validate(updated)
+
+
+@router.delete("/{broker_account_id}", status_code=204, responses=_NOT_FOUND)
+async def archive_broker_account(account: ValidBrokerAccount, context: ContextDep) -> Response:
+    """Archive a broker account: hidden, unbound from strategies; its orders and history stay."""
+    async with context.db.transaction() as session:
+        await service.archive_broker_account(
+            session, user_id=account.user_id, broker_account_id=account.id
+        )
+    context.brokers.forget(account.id)
+    context.tokens.invalidate()
+    return Response(status_code=204)
