@@ -1,0 +1,51 @@
+"""Errors of the accounts package; each maps to one HTTP answer through its base class."""
+
+from __future__ import annotations
+
+from pinelab.errors import (
+    AuthenticationError,
+    DuplicateResourceError,
+    ErrorDetail,
+    ValidationFailed,
+)
+
+
+class EmailAlreadyRegistered(DuplicateResourceError):
+    """An account with this email exists already."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "An account with this email already exists",
+            details=[ErrorDetail("email", "already registered", "duplicate")],
+        )
+
+
+class InvalidEmail(ValidationFailed):
+    """The email address is not one we can accept."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("Invalid email address", details=[ErrorDetail("email", reason)])
+
+
+class WeakPassword(ValidationFailed):
+    """The password breaks the password policy; the detail says which rule."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"Password not accepted: {reason}",
+            details=[ErrorDetail("password", reason, "password_policy")],
+        )
+
+
+class InvalidCredentials(AuthenticationError):
+    """Wrong email, wrong password or a disabled account: deliberately one answer for all."""
+
+    def __init__(self) -> None:
+        super().__init__("Incorrect email or password")
+
+
+class InvalidRefreshToken(AuthenticationError):
+    """A refresh token that is unknown, expired, revoked or already used."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid or expired refresh token")

@@ -1,0 +1,86 @@
+"""Request and response bodies of the accounts API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from pinelab.accounts.models import User
+from pinelab.accounts.service import MAX_PASSWORD_LENGTH, IssuedTokens
+
+# Refresh tokens we issue are 43 characters; the cap only bounds what is read.
+RefreshTokenField = Annotated[str, Field(min_length=1, max_length=256)]
+PasswordField = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(_Request):
+    """A new account: email and password (12 to 128 characters, not a common one)."""
+
+    email: EmailStr
+    password: PasswordField
+
+
+class LoginRequest(_Request):
+    """Credentials of an account."""
+
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+    password: PasswordField
+
+
+class RefreshRequest(_Request):
+    """A refresh token to trade for new tokens."""
+
+    refresh_token: RefreshTokenField
+
+
+class LogoutRequest(_Request):
+    """The refresh token of the session to end."""
+
+    refresh_token: RefreshTokenField
+
+
+class TokenResponse(BaseModel):
+    """A short-lived access token and the refresh token that renews it (shown once)."""
+
+    access_token: Annotated[str, Field(max_length=2048)]
+    refresh_token: Annotated[str, Field(max_length=256)]
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a scheme name, not a secret
+    expires_in: Annotated[int, Field(description="Seconds the access token is valid")]
+
+    @classmethod
+    def from_issued(cls, issued: IssuedTokens) -> TokenResponse:
+        """Build the answer from freshly issued tokens."""
+        return cls(
+            access_token=issued.access_token,
+            refresh_token=issued.refresh_token,
+            expires_in=issued.expires_in,
+        )
+
+
+class UserRead(BaseModel):
+    """A user as the API shows it (never the password hash)."""
+
+    id: int
+    email: Annotated[str, Field(max_length=320)]
+    role: Literal["user", "admin"]
+    email_verified: bool
+    created_at: datetime
+
+    @classmethod
+    def from_user(cls, user: User) -> UserRead:
+        """Build the public view of a user."""
+        return cls.model_validate(
+            {
+                "id": user.id,
+                "email": user.email,
+                "role": user.role,
+                "email_verified": user.email_verified_at is not None,
+                "created_at": user.created_at,
+            }
+        )
