@@ -391,6 +391,37 @@ async def test_unknown_and_malformed_order_ids_raise_order_not_found(
             await broker.cancel_order(broker_order_id)
 
 
+async def test_cancel_waits_for_a_pending_cancel_to_settle(
+    broker: AlpacaBroker, emulator: AlpacaEmulator
+) -> None:
+    resting = await broker.submit_order(resting_limit())
+    emulator.books.cancel_reads = 2
+
+    canceled = await broker.cancel_order(resting.broker_order_id)
+
+    assert canceled.status is OrderStatus.CANCELED
+
+
+async def test_cancel_reports_a_cancel_that_does_not_settle_as_still_working(
+    broker: AlpacaBroker, emulator: AlpacaEmulator
+) -> None:
+    resting = await broker.submit_order(resting_limit())
+    emulator.books.cancel_reads = 10
+
+    report = await broker.cancel_order(resting.broker_order_id)
+
+    assert (report.status, report.reason) == (OrderStatus.ACCEPTED, "Alpaca status pending_cancel")
+
+
+async def test_blocked_account_fails_the_connection_check(
+    broker: AlpacaBroker, emulator: AlpacaEmulator
+) -> None:
+    emulator.books.trading_blocked = True
+
+    with pytest.raises(BrokerAuthFailed, match="blocked"):
+        await broker.check_connection()
+
+
 # --- statuses ----------------------------------------------------------------------------------
 
 EXPECTED_STATUSES = {
@@ -414,6 +445,8 @@ EXPECTED_STATUSES = {
     "some_new_status": OrderStatus.ACCEPTED,
 }
 
+SAME_NAMED_STATUSES = {"new", "accepted", "partially_filled", "filled", "canceled"}
+
 
 def test_every_documented_alpaca_status_is_mapped() -> None:
     assert set(mapping.ALPACA_STATUSES) == set(EXPECTED_STATUSES) - {"some_new_status"}
@@ -429,10 +462,7 @@ async def test_alpaca_status_maps_onto_our_state_machine(
 
     report = await broker.fetch_order(resting.broker_order_id)
     assert report.status is expected
-    assert (report.reason is None) == (alpaca_status in {"new", "canceled", "filled"} | {
-        "accepted",
-        "partially_filled",
-    })
+    assert (report.reason is None) == (alpaca_status in SAME_NAMED_STATUSES)
 
 
 @pytest.mark.parametrize(
@@ -677,9 +707,7 @@ def test_pacer_never_lets_more_than_the_limit_into_a_minute() -> None:
     start = time.monotonic()
     slots = [start + pacer.reserve() for _ in range(600)]
 
-    busiest = max(
-        sum(1 for other in slots if slot <= other < slot + 60) for slot in slots[:220]
-    )
+    busiest = max(sum(1 for other in slots if slot <= other < slot + 60) for slot in slots[:220])
 
     assert pacer.burst == 10
     assert 195 <= busiest <= 200
@@ -694,8 +722,10 @@ def test_retry_after_reads_seconds_dates_and_reset_epochs() -> None:
     assert retry_after({"retry-after": "2"}) == 2.0
     from_date = retry_after({"retry-after": format_datetime(later, usegmt=True)})
     from_reset = retry_after({"x-ratelimit-reset": str(int(time.time()) + 10)})
-    assert from_date is not None and 25 <= from_date <= 30
-    assert from_reset is not None and 8 <= from_reset <= 10
+    assert from_date is not None
+    assert 25 <= from_date <= 30
+    assert from_reset is not None
+    assert 8 <= from_reset <= 10
     assert retry_after({}) is None
 
 
