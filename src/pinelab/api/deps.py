@@ -12,18 +12,18 @@ from pinelab.config import Settings
 from pinelab.db import Database
 
 
-def get_context(request: Request) -> AppContext:
-    """Return the app context built at startup."""
+async def get_context(request: Request) -> AppContext:
+    """Return the app context built at startup (async: a plain def would hop to a thread)."""
     context: AppContext = request.app.state.context
     return context
 
 
-def get_settings(context: Annotated[AppContext, Depends(get_context)]) -> Settings:
+async def get_settings(context: Annotated[AppContext, Depends(get_context)]) -> Settings:
     """Return the settings."""
     return context.settings
 
 
-def get_database(context: Annotated[AppContext, Depends(get_context)]) -> Database:
+async def get_database(context: Annotated[AppContext, Depends(get_context)]) -> Database:
     """Return the database."""
     return context.db
 

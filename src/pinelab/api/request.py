@@ -5,10 +5,24 @@ from __future__ import annotations
 import ipaddress
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
+
+from pinelab.errors import BusinessLogicError
+
+
+class RequestAborted(BusinessLogicError):
+    """The client went away before its body arrived (answered 400, logged quietly)."""
 
 
 async def read_capped_body(request: Request, cap: int) -> tuple[bytes, bool]:
     """Read at most `cap` bytes of the body; return (body, whether it was cut)."""
+    try:
+        return await _read(request, cap)
+    except ClientDisconnect as exc:
+        raise RequestAborted("The client disconnected before sending its whole body") from exc
+
+
+async def _read(request: Request, cap: int) -> tuple[bytes, bool]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) <= cap:
         return await request.body(), False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -78,9 +78,8 @@ class AlertIntent:
 
     def to_record(self) -> dict[str, Any]:
         """Return a JSON-ready dict for the signal log, without the passphrase."""
-        data = asdict(self)
-        data.pop("passphrase", None)
-        record: dict[str, Any] = _jsonable(data)
+        # Field by field rather than dataclasses.asdict (which deep-copies): this runs per alert.
+        record = {name: _jsonable(getattr(self, name)) for name in _RECORD_FIELDS}
         return record
 
     @classmethod
@@ -109,6 +108,10 @@ class AlertIntent:
         return cls(**values)
 
 
+_RECORD_FIELDS = tuple(f.name for f in fields(AlertIntent) if f.name != "passphrase")
+_EXIT_FIELDS = tuple(f.name for f in fields(ExitTarget))
+
+
 def _exit_target(data: dict[str, Any]) -> ExitTarget:
     return ExitTarget(
         price=_dec(data.get("price")),
@@ -124,10 +127,10 @@ def _dec(value: Any) -> Decimal | None:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
+    if value is None or isinstance(value, str | int | bool):
+        return value.value if isinstance(value, StrEnum) else value
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, StrEnum):
-        return value.value
+    if isinstance(value, ExitTarget):
+        return {name: _jsonable(getattr(value, name)) for name in _EXIT_FIELDS}
     return value

@@ -7,8 +7,10 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from starlette.routing import Route
 
 from pinelab.accounts.dependencies import CurrentUser
+from pinelab.api.context import AppContext
 from pinelab.api.deps import ContextDep, PageDep
 from pinelab.api.errors import error_body, status_for
 from pinelab.api.pagination import Page, encode_cursor
@@ -19,6 +21,8 @@ from pinelab.signals.exceptions import AlertTooLarge
 from pinelab.signals.schemas import MAX_ID, SignalFilters, SignalRead
 from pinelab.signals.service import RecordedRejection, UnknownWebhook
 
+MAX_TOKEN_LENGTH = 128
+WEBHOOK_PATH = "/webhooks/{token}"
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
 
 webhook_router = APIRouter(tags=["webhooks"])
@@ -35,7 +39,7 @@ _ALERT_EXAMPLE = {
 
 
 @webhook_router.post(
-    "/webhooks/{token}",
+    WEBHOOK_PATH,
     status_code=202,
     summary="Receive a TradingView alert",
     responses={
@@ -51,26 +55,34 @@ _ALERT_EXAMPLE = {
         429: {"description": "Too many alerts for the strategy or bad tokens from the source"},
     },
     openapi_extra={
+        "parameters": [
+            {
+                "name": "token",
+                "in": "path",
+                "required": True,
+                "description": "The strategy's webhook token (shown once)",
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH},
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {
                 "application/json": {"schema": {"type": "object"}, "example": _ALERT_EXAMPLE},
                 "text/plain": {"schema": {"type": "string"}, "example": "buy AAPL 10"},
             },
-        }
+        },
     },
 )
-async def receive_alert(
-    request: Request,
-    context: ContextDep,
-    token: Annotated[str, Path(min_length=1, max_length=256)],
-) -> Response:
+async def receive_alert(request: Request) -> Response:
     """Store an alert durably with its execution job, then answer 202 with the signal id."""
+    # The hot path: no dependencies to solve, the context is read straight off the app.
+    token: str = request.path_params["token"]
+    context: AppContext = request.app.state.context
     settings = context.settings
     source_ip = client_ip(request, settings.trusted_proxies)
     if settings.tradingview_ips_only and source_ip not in TRADINGVIEW_IPS:
         raise AuthorizationError("Webhooks are accepted only from TradingView's addresses")
-    if len(token) > 128:
+    if not 0 < len(token) <= MAX_TOKEN_LENGTH:
         raise UnknownWebhook
     body, truncated = await read_capped_body(request, settings.webhook_max_body_bytes)
     if context.ingestor is None:
@@ -130,3 +142,12 @@ async def get_signal(
     async with context.db.session() as session:
         signal = await queries.get_signal(session, user_id=user.id, signal_id=signal_id)
     return SignalRead.model_validate(signal)
+
+
+def webhook_fast_route() -> Route:
+    """Return the webhook as a plain Starlette route (no FastAPI request handling).
+
+    Mounted ahead of the FastAPI routes, it answers every webhook; the FastAPI declaration above
+    is the same handler and documents it in the OpenAPI schema.
+    """
+    return Route(WEBHOOK_PATH, receive_alert, methods=["POST"], name="receive_alert")

@@ -12,12 +12,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, Table, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinelab.db import Database
 from pinelab.jobs.models import Job
@@ -30,6 +29,11 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 DUPLICATE = "duplicate"
 MAX_BATCH = 256
+
+# Core statements (no ORM unit of work): the hot path of every webhook.
+_SIGNAL_TABLE = cast(Table, Signal.__table__)
+_INSERT_SIGNALS = insert(_SIGNAL_TABLE).returning(_SIGNAL_TABLE.c.id, sort_by_parameter_order=True)
+_INSERT_JOBS = insert(cast(Table, Job.__table__))
 
 
 @dataclass
@@ -113,28 +117,26 @@ class SignalWriter:
             self._on_commit()
 
     async def _commit(self, batch: list[PendingSignal]) -> list[tuple[int, str] | None]:
-        async with self._db.transaction() as session:
-            await _mark_duplicates(session, batch)
-            rows = [item.values for item in batch]
-            result = await session.execute(
-                insert(Signal).returning(Signal.id, sort_by_parameter_order=True), rows
-            )
-            ids = list(result.scalars())
-            jobs = [
-                job_values(
-                    item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts
-                )
-                for item, signal_id in zip(batch, ids, strict=True)
-                if item.job_kind is not None and item.values["status"] == ACCEPTED
-            ]
-            if jobs:
-                await session.execute(insert(Job), jobs)
-        return [
-            (signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)
-        ]
+        return await self._db.run_transaction(lambda c: _store_batch(c, batch), durable=True)
 
 
-async def _mark_duplicates(session: AsyncSession, batch: list[PendingSignal]) -> None:
+def _store_batch(
+    connection: Connection, batch: list[PendingSignal]
+) -> list[tuple[int, str] | None]:
+    """Write a batch of signals and their jobs (one transaction, run by the caller)."""
+    _mark_duplicates(connection, batch)
+    ids = list(connection.execute(_INSERT_SIGNALS, [item.values for item in batch]).scalars())
+    jobs = [
+        job_values(item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts)
+        for item, signal_id in zip(batch, ids, strict=True)
+        if item.job_kind is not None and item.values["status"] == ACCEPTED
+    ]
+    if jobs:
+        connection.execute(_INSERT_JOBS, jobs)
+    return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
+
+
+def _mark_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
     """Mark repeats: same strategy and idempotency key, or same body inside the window."""
     keyed = [
         item
@@ -143,11 +145,21 @@ async def _mark_duplicates(session: AsyncSession, batch: list[PendingSignal]) ->
     ]
     existing: dict[tuple[int, str | None], int] = {}
     if keyed:
-        keys = {item.values["idempotency_key"] for item in keyed}
+        keys_by_strategy: dict[int, set[str]] = {}
+        for item in keyed:
+            keys_by_strategy.setdefault(item.values["strategy_id"], set()).add(
+                item.values["idempotency_key"]
+            )
+        # (strategy_id, idempotency_key) is the unique index: each clause is an index lookup.
         query = select(Signal.strategy_id, Signal.idempotency_key, Signal.id).where(
-            Signal.idempotency_key.in_(keys)
+            or_(
+                *(
+                    and_(Signal.strategy_id == strategy_id, Signal.idempotency_key.in_(keys))
+                    for strategy_id, keys in keys_by_strategy.items()
+                )
+            )
         )
-        existing = {(row[0], row[1]): row[2] for row in await session.execute(query)}
+        existing = {(row[0], row[1]): row[2] for row in session.execute(query)}
     seen: set[tuple[int, str | None]] = set()
     for item in keyed:
         key = (item.values["strategy_id"], item.values["idempotency_key"])
@@ -160,11 +172,11 @@ async def _mark_duplicates(session: AsyncSession, batch: list[PendingSignal]) ->
             and not item.values.get("idempotency_key")
             and item.duplicate_window_seconds > 0
         ):
-            await _check_body_window(session, item, batch)
+            _check_body_window(session, item, batch)
 
 
-async def _check_body_window(
-    session: AsyncSession, item: PendingSignal, batch: list[PendingSignal]
+def _check_body_window(
+    session: Connection, item: PendingSignal, batch: list[PendingSignal]
 ) -> None:
     values = item.values
     since = values["received_at"] - timedelta(seconds=item.duplicate_window_seconds)
@@ -186,7 +198,7 @@ async def _check_body_window(
         .order_by(Signal.id.desc())
         .limit(1)
     )
-    earlier = (await session.execute(query)).scalar_one_or_none()
+    earlier = session.execute(query).scalar_one_or_none()
     if earlier is not None or earlier_in_batch:
         _as_duplicate(item, earlier, f"same alert body within {item.duplicate_window_seconds}s")
 

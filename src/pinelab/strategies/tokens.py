@@ -8,6 +8,7 @@ staleness across processes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -67,22 +68,40 @@ class TokenDirectory:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._cache: dict[str, tuple[float, StrategySnapshot | None]] = {}
+        # One query per token at a time: concurrent misses wait for the same answer.
+        self._loading: dict[str, asyncio.Future[StrategySnapshot | None]] = {}
+        self._generation = 0
 
     async def lookup(self, token: str) -> StrategySnapshot | None:
         """Return the live strategy a token names, or None."""
         digest = hash_token(token)
         cached = self._cache.get(digest)
-        moment = time.monotonic()
-        if cached is not None and cached[0] > moment:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        snapshot = await self._load(digest)
-        if len(self._cache) >= CACHE_MAX_ENTRIES:
-            self._cache.clear()
-        self._cache[digest] = (moment + CACHE_TTL_SECONDS, snapshot)
+        loading = self._loading.get(digest)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[StrategySnapshot | None] = asyncio.get_running_loop().create_future()
+        self._loading[digest] = future
+        generation = self._generation
+        try:
+            snapshot = await self._load(digest)
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, an unwatched future stays quiet
+            raise
+        finally:
+            del self._loading[digest]
+        future.set_result(snapshot)
+        if generation == self._generation:  # not invalidated while loading
+            if len(self._cache) >= CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + CACHE_TTL_SECONDS, snapshot)
         return snapshot
 
     def invalidate(self) -> None:
         """Forget every cached answer (a strategy changed in this process)."""
+        self._generation += 1
         self._cache.clear()
 
     async def _load(self, digest: str) -> StrategySnapshot | None:
