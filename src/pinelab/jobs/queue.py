@@ -2,25 +2,49 @@
 
 On PostgreSQL jobs are claimed with `FOR UPDATE SKIP LOCKED`, so any number of workers on any
 machines share the queue; on SQLite the single writer makes the claim atomic. A job whose lease
-expires (its worker died) is claimed again.
+expires (its worker died) is claimed again. Finishing an attempt records it (`job_attempt`) in
+the same transaction, and burying a job writes its dead letter in that transaction too.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pinelab.accounts.models import User
 from pinelab.clock import now
 from pinelab.db import Database
-from pinelab.jobs.models import Job
+from pinelab.jobs.models import DeadLetter, Job, JobAttempt
+from pinelab.signals.models import Signal
+from pinelab.strategies.models import Strategy
 
 QUEUED = "queued"
 RUNNING = "running"
 DONE = "done"
 DEAD = "dead"
+
+SUCCEEDED = "succeeded"
+RETRYING = "retrying"
+
+MAX_ERROR_CHARS = 2000
+
+_OWNER_KEYS = ("signal_id", "strategy_id", "user_id")
+
+OnBuried = Callable[[AsyncSession, DeadLetter], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of a job as the worker saw it: when it started and the error that ended it."""
+
+    started_at: datetime
+    error_class: str | None = None
+    message: str | None = None
 
 
 def job_values(kind: str, payload: dict[str, Any], *, max_attempts: int) -> dict[str, Any]:
@@ -84,54 +108,187 @@ async def claim(db: Database, *, owner: str, lease_seconds: float) -> Job | None
 
 async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: float) -> bool:
     """Push the lease of a running job further out; False when it is no longer ours."""
-    return await _update_owned(
-        db, job, owner, lease_expires_at=now() + timedelta(seconds=lease_seconds)
-    )
+    async with db.transaction() as session:
+        return await _update_owned(
+            session, job, owner, lease_expires_at=now() + timedelta(seconds=lease_seconds)
+        )
 
 
-async def complete(db: Database, job: Job, *, owner: str) -> bool:
+async def complete(db: Database, job: Job, *, owner: str, attempt: Attempt | None = None) -> bool:
     """Mark a job done; False when the lease was lost to another worker."""
-    moment = now()
-    return await _update_owned(
-        db, job, owner, status=DONE, finished_at=moment, lease_owner=None, lease_expires_at=None
-    )
+    async with db.transaction() as session:
+        done = await _update_owned(
+            session,
+            job,
+            owner,
+            status=DONE,
+            finished_at=now(),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if done and attempt is not None:
+            _record_attempt(session, job, attempt, SUCCEEDED)
+    return done
 
 
-async def retry_later(db: Database, job: Job, *, owner: str, delay: float, error: str) -> bool:
+async def retry_later(
+    db: Database,
+    job: Job,
+    *,
+    owner: str,
+    delay: float,
+    error: str,
+    attempt: Attempt | None = None,
+) -> bool:
     """Put a failed job back in the queue to run after `delay` seconds."""
-    return await _update_owned(
-        db,
-        job,
-        owner,
-        status=QUEUED,
-        run_at=now() + timedelta(seconds=delay),
-        last_error=error[:2000],
-        lease_owner=None,
-        lease_expires_at=None,
+    async with db.transaction() as session:
+        queued = await _update_owned(
+            session,
+            job,
+            owner,
+            status=QUEUED,
+            run_at=now() + timedelta(seconds=delay),
+            last_error=error[:MAX_ERROR_CHARS],
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if queued and attempt is not None:
+            _record_attempt(session, job, attempt, RETRYING)
+    return queued
+
+
+async def release(db: Database, job: Job, *, owner: str) -> bool:
+    """Give a running job back to the queue at once without counting the attempt (shutdown)."""
+    async with db.transaction() as session:
+        return await _update_owned(
+            session,
+            job,
+            owner,
+            status=QUEUED,
+            run_at=now(),
+            attempts=Job.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+
+
+async def bury(
+    db: Database,
+    job: Job,
+    *,
+    owner: str,
+    error: str,
+    attempt: Attempt | None = None,
+    on_buried: OnBuried | None = None,
+) -> bool:
+    """Stop trying a job and write its dead letter; `on_buried` runs in the same transaction."""
+    async with db.transaction() as session:
+        buried = await _update_owned(
+            session,
+            job,
+            owner,
+            status=DEAD,
+            last_error=error[:MAX_ERROR_CHARS],
+            finished_at=now(),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if not buried:
+            return False
+        if attempt is not None:
+            _record_attempt(session, job, attempt, DEAD)
+        letter = await _dead_letter(session, job, error, attempt.error_class if attempt else None)
+        if on_buried is not None:
+            await on_buried(session, letter)
+    return True
+
+
+async def requeue(session: AsyncSession, job_id: int) -> Job | None:
+    """Put a dead job back in the queue with a fresh attempt budget; None when it is not dead."""
+    moment = now()
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == DEAD)
+        .values(status=QUEUED, attempts=0, run_at=moment, finished_at=None, updated_at=moment)
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def delete_finished(session: AsyncSession, *, finished_before: datetime) -> int:
+    """Delete done jobs (and their attempts) finished before a time; keep dead-lettered ones."""
+    lettered = select(DeadLetter.job_id).where(DeadLetter.job_id.is_not(None))
+    old = select(Job.id).where(
+        Job.status == DONE, Job.finished_at < finished_before, Job.id.not_in(lettered)
+    )
+    await session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(old)))
+    result = await session.execute(delete(Job).where(Job.id.in_(old)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _record_attempt(session: AsyncSession, job: Job, attempt: Attempt, outcome: str) -> None:
+    session.add(
+        JobAttempt(
+            job_id=job.id,
+            attempt=job.attempts,
+            started_at=attempt.started_at,
+            finished_at=now(),
+            outcome=outcome,
+            error_class=attempt.error_class,
+            message=attempt.message[:MAX_ERROR_CHARS] if attempt.message else None,
+        )
     )
 
 
-async def bury(db: Database, job: Job, *, owner: str, error: str) -> bool:
-    """Stop trying a job: it failed permanently or ran out of attempts."""
-    return await _update_owned(
-        db,
-        job,
-        owner,
-        status=DEAD,
-        last_error=error[:2000],
-        finished_at=now(),
-        lease_owner=None,
-        lease_expires_at=None,
+async def _dead_letter(
+    session: AsyncSession, job: Job, error: str, error_class: str | None
+) -> DeadLetter:
+    user_id, strategy_id = await _owner_of(session, job.payload)
+    letter = DeadLetter(
+        job_id=job.id,
+        kind=job.kind,
+        payload=job.payload,
+        attempts=job.attempts,
+        last_error=error[:MAX_ERROR_CHARS],
+        error_class=error_class,
+        user_id=user_id,
+        strategy_id=strategy_id,
+        created_at=now(),
     )
+    session.add(letter)
+    await session.flush()
+    return letter
 
 
-async def _update_owned(db: Database, job: Job, owner: str, **values: Any) -> bool:
+async def _owner_of(
+    session: AsyncSession, payload: dict[str, Any]
+) -> tuple[int | None, int | None]:
+    """Return (user id, strategy id) of a job: from its signal, its strategy or its user."""
+    signal_id, strategy_id, user_id = (payload.get(key) for key in _OWNER_KEYS)
+    if _is_id(signal_id):
+        query = select(Signal.user_id, Signal.strategy_id).where(Signal.id == signal_id)
+    elif _is_id(strategy_id):
+        query = select(Strategy.user_id, Strategy.id).where(Strategy.id == strategy_id)
+    elif _is_id(user_id):
+        user = await session.scalar(select(User.id).where(User.id == user_id))
+        return user, None
+    else:
+        return None, None
+    row = (await session.execute(query)).one_or_none()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+async def _update_owned(session: AsyncSession, job: Job, owner: str, **values: Any) -> bool:
     statement = (
         update(Job)
         .where(Job.id == job.id, Job.lease_owner == owner, Job.status == RUNNING)
         .values(updated_at=now(), **values)
         .execution_options(synchronize_session=False)
     )
-    async with db.transaction() as session:
-        result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]

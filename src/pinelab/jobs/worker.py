@@ -1,7 +1,9 @@
 """The worker: claims jobs, runs their handler, retries what failed temporarily, buries the rest.
 
 It is woken at once when work is committed (`wake`), and polls only as a safety net for jobs
-scheduled later, jobs enqueued by other processes and expired leases.
+scheduled later, jobs enqueued by other processes and expired leases. Every attempt is recorded;
+a buried job leaves a dead letter and its strategy's owner gets an email. The worker also runs
+the periodic scheduler. On SQLite only the process holding the worker lock runs any of this.
 """
 
 from __future__ import annotations
@@ -13,18 +15,27 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinelab.brokers.exceptions import RetryableBrokerError
+from pinelab.brokers.exceptions import PermanentBrokerError, RetryableBrokerError
+from pinelab.clock import now
 from pinelab.errors import BusinessLogicError
 from pinelab.jobs import queue
-from pinelab.jobs.models import Job
+from pinelab.jobs.dead_letters import ReplayHook, notify_owner
+from pinelab.jobs.exceptions import PermanentJobError
+from pinelab.jobs.lock import LOCK_FILE, WorkerLock
+from pinelab.jobs.models import DeadLetter, Job
 from pinelab.jobs.retry import RetryPolicy
+from pinelab.jobs.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from pinelab.api.context import AppContext
+
+__all__ = ["JobType", "PermanentJobError", "Worker", "default_job_types", "register_periodic_jobs"]
 
 log = structlog.get_logger(__name__)
 
@@ -33,24 +44,20 @@ POLL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class JobType:
-    """How to run one kind of job, and what to do when it is given up."""
+    """How to run one kind of job, how patiently to retry it, and what to do when given up."""
 
     run: Callable[[AppContext, Job], Awaitable[None]]
     on_dead: Callable[[AppContext, Job, str], Awaitable[None]] | None = None
-
-
-class PermanentJobError(Exception):
-    """A job that can never succeed; it is not retried."""
+    policy: RetryPolicy | None = None
+    on_replay: ReplayHook | None = None
 
 
 def _permanent(exc: BaseException) -> bool:
-    from pinelab.brokers.exceptions import PermanentBrokerError
-
     return isinstance(exc, PermanentBrokerError | PermanentJobError | BusinessLogicError)
 
 
 class Worker:
-    """Runs jobs from the durable queue with `concurrency` parallel loops."""
+    """Runs jobs from the durable queue with `concurrency` parallel loops, and the scheduler."""
 
     def __init__(self, context: AppContext, job_types: dict[str, JobType] | None = None) -> None:
         self.context = context
@@ -63,23 +70,57 @@ class Worker:
         )
         self.lease_seconds = float(settings.job_lease_seconds)
         self.concurrency = settings.worker_concurrency
-        self.job_types = job_types if job_types is not None else _default_job_types()
+        self.job_types = job_types if job_types is not None else default_job_types()
+        self.scheduler = Scheduler(
+            context.db,
+            owner=self.owner,
+            max_attempts=settings.max_retry_attempts,
+            on_enqueued=self.wake,
+        )
+        self.lock = WorkerLock(settings.data_dir / LOCK_FILE) if context.db.is_sqlite else None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the loops are running in this process."""
+        return bool(self._tasks)
+
+    @property
+    def replay_hooks(self) -> dict[str, ReplayHook]:
+        """Return each job kind's hook for replaying its dead letters."""
+        return {kind: t.on_replay for kind, t in self.job_types.items() if t.on_replay}
+
+    def policy_for(self, kind: str) -> RetryPolicy:
+        """Return the retry policy of a job kind: its own, else the settings' default."""
+        job_type = self.job_types.get(kind)
+        return job_type.policy if job_type and job_type.policy else self.policy
 
     def wake(self) -> None:
         """Tell the loops that work was just committed."""
         self._wake.set()
 
-    async def start(self) -> None:
-        """Start the loops."""
+    async def start(self) -> bool:
+        """Start the loops and the scheduler; False when another process runs SQLite's worker."""
+        if self.lock is not None and not self.lock.acquire(self.owner):
+            log.warning(
+                "worker_not_started",
+                reason="SQLite allows one worker; another process holds the worker lock",
+                lock=str(self.lock.path),
+                holder=self.lock.holder(),
+            )
+            return False
         self._stopping.clear()
         self._tasks = [
             asyncio.create_task(self._loop(), name=f"worker-{index}")
             for index in range(self.concurrency)
         ]
+        self._tasks.append(
+            asyncio.create_task(self.scheduler.run(self._stopping), name="worker-scheduler")
+        )
         log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
+        return True
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking jobs and let running ones finish (their leases expire otherwise)."""
@@ -92,6 +133,8 @@ class Worker:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         self._tasks = []
+        if self.lock is not None:
+            self.lock.release()
         log.info("worker_stopped", owner=self.owner)
 
     async def run_once(self) -> bool:
@@ -115,25 +158,35 @@ class Worker:
                     await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
 
     async def _run(self, job: Job) -> None:
+        started = now()
         job_type = self.job_types.get(job.kind)
-        db, owner = self.context.db, self.owner
         if job_type is None:
-            await queue.bury(db, job, owner=owner, error=f"unknown job kind {job.kind!r}")
+            error = f"unknown job kind {job.kind!r}"
+            attempt = queue.Attempt(started, "UnknownJobKind", error)
+            await self._bury(job, error, attempt)
             return
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
             await job_type.run(self.context, job)
+        except asyncio.CancelledError:
+            await asyncio.shield(queue.release(self.context.db, job, owner=self.owner))
+            raise
         except Exception as exc:
             heartbeat.cancel()
-            await self._failed(job, job_type, exc)
+            await self._failed(job, job_type, exc, started)
             return
         finally:
             heartbeat.cancel()
-        await queue.complete(db, job, owner=owner)
+        await queue.complete(self.context.db, job, owner=self.owner, attempt=queue.Attempt(started))
 
-    async def _failed(self, job: Job, job_type: JobType, exc: Exception) -> None:
+    async def _failed(self, job: Job, job_type: JobType, exc: Exception, started: datetime) -> None:
         error = f"{type(exc).__name__}: {exc}"
-        if not _permanent(exc):
+        attempt = queue.Attempt(started, type(exc).__name__, str(exc))
+        permanent = _permanent(exc)
+        # A kind's own policy sets its budget; otherwise the budget stored when it was enqueued.
+        policy = job_type.policy or self.policy
+        budget = policy.max_attempts if job_type.policy else job.max_attempts
+        if not permanent:
             log.warning(
                 "job_attempt_failed",
                 job_id=job.id,
@@ -141,16 +194,35 @@ class Worker:
                 attempt=job.attempts,
                 error=error,
             )
-        if _permanent(exc) or self.policy.exhausted(job.attempts):
-            if not _permanent(exc) and not isinstance(exc, RetryableBrokerError):
+        if permanent or job.attempts >= budget:
+            if not permanent and not isinstance(exc, RetryableBrokerError):
                 log.error("job_failed", job_id=job.id, kind=job.kind, exc_info=exc)
-            buried = await queue.bury(self.context.db, job, owner=self.owner, error=error)
-            if buried and job_type.on_dead is not None:
+            if await self._bury(job, error, attempt) and job_type.on_dead is not None:
                 await job_type.on_dead(self.context, job, error)
             return
-        retry_after = exc.retry_after if isinstance(exc, RetryableBrokerError) else None
-        delay = self.policy.delay(job.attempts, retry_after=retry_after)
-        await queue.retry_later(self.context.db, job, owner=self.owner, delay=delay, error=error)
+        delay = policy.delay_after(job.attempts, exc)
+        self.context.metrics.job_retried(job.kind)
+        await queue.retry_later(
+            self.context.db, job, owner=self.owner, delay=delay, error=error, attempt=attempt
+        )
+
+    async def _bury(self, job: Job, error: str, attempt: queue.Attempt) -> bool:
+        buried = await queue.bury(
+            self.context.db,
+            job,
+            owner=self.owner,
+            error=error,
+            attempt=attempt,
+            on_buried=self._notify_owner,
+        )
+        if buried:
+            log.warning("job_dead_lettered", job_id=job.id, kind=job.kind, attempts=job.attempts)
+            self.context.metrics.job_dead(job.kind)
+            self.wake()  # the owner's email was just queued
+        return buried
+
+    async def _notify_owner(self, session: AsyncSession, letter: DeadLetter) -> None:
+        await notify_owner(session, letter, settings=self.context.settings)
 
     async def _keep_lease(self, job: Job) -> None:
         while True:
@@ -160,7 +232,34 @@ class Worker:
             )
 
 
-def _default_job_types() -> dict[str, JobType]:
-    from pinelab.trading.execution import EXECUTE_SIGNAL, execute_signal_job, signal_job_dead
+def default_job_types() -> dict[str, JobType]:
+    """Return every job kind PineLab runs, with its handlers."""
+    from pinelab.jobs.maintenance import CLEANUP_JOBS, cleanup_jobs_job
+    from pinelab.notify.email import SEND_EMAIL, send_email_job
+    from pinelab.trading.execution import (
+        EXECUTE_SIGNAL,
+        execute_signal_job,
+        signal_job_dead,
+        signal_job_replayed,
+    )
+    from pinelab.trading.reconciliation import RECONCILE, reconcile_job
 
-    return {EXECUTE_SIGNAL: JobType(run=execute_signal_job, on_dead=signal_job_dead)}
+    return {
+        EXECUTE_SIGNAL: JobType(
+            run=execute_signal_job, on_dead=signal_job_dead, on_replay=signal_job_replayed
+        ),
+        SEND_EMAIL: JobType(run=send_email_job),
+        CLEANUP_JOBS: JobType(run=cleanup_jobs_job),
+        RECONCILE: JobType(run=reconcile_job),
+    }
+
+
+def register_periodic_jobs(worker: Worker) -> None:
+    """Register the periodic jobs every worker runs."""
+    from pinelab.jobs.maintenance import CLEANUP_INTERVAL_SECONDS, CLEANUP_JOBS
+
+    worker.scheduler.register(CLEANUP_JOBS, CLEANUP_INTERVAL_SECONDS, CLEANUP_JOBS)
+    from pinelab.trading.reconciliation import RECONCILE
+
+    minutes = worker.context.settings.reconciliation_interval_minutes
+    worker.scheduler.register(RECONCILE, minutes * 60, RECONCILE)

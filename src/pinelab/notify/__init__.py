@@ -1,0 +1,1 @@
+"""Notifications: email (SMTP, or .eml files in the outbox) rendered from templates."""

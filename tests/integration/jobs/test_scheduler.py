@@ -1,0 +1,152 @@
+"""Periodic jobs fire once per interval across racing schedulers; SQLite runs one worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from pinelab.api.app import build_context, create_app
+from pinelab.api.context import AppContext
+from pinelab.clock import FrozenClock
+from pinelab.config import Settings
+from pinelab.jobs.models import Job, PeriodicTask
+from pinelab.jobs.worker import JobType, Worker
+
+INTERVAL = 60.0
+
+
+@pytest.fixture
+async def contexts(settings: Settings) -> AsyncIterator[list[AppContext]]:
+    """Three processes' worth of context on the same database (each its own engine)."""
+    built = [build_context(settings) for _ in range(3)]
+    yield built
+    for context in built:
+        await context.db.dispose()
+
+
+def _ticking_worker(context: AppContext, runs: list[str]) -> Worker:
+    async def tick(_: AppContext, job: Job) -> None:
+        runs.append(worker.owner)
+
+    worker = Worker(context, {"tick": JobType(run=tick)})
+    worker.scheduler.register("tick", INTERVAL, "tick", {"scope": "all"})
+    return worker
+
+
+async def _jobs(context: AppContext) -> list[Job]:
+    async with context.db.session() as session:
+        return list((await session.scalars(select(Job).where(Job.kind == "tick"))).all())
+
+
+async def test_periodic_task_fires_once_per_interval_across_racing_workers(
+    contexts: list[AppContext], frozen_clock: FrozenClock
+) -> None:
+    runs: list[str] = []
+    workers = [_ticking_worker(context, runs) for context in contexts]
+    fired = await asyncio.gather(*(w.scheduler.run_due() for w in workers))
+    assert fired == [[], [], []]  # the first run is one interval after registration
+    for interval in range(1, 6):
+        frozen_clock.advance(INTERVAL)
+        for _ in range(3):  # racing again within the same interval fires nothing more
+            fired = await asyncio.gather(*(w.scheduler.run_due() for w in workers))
+            assert sum(len(names) for names in fired) <= 1
+        while await workers[interval % 3].run_once():
+            pass
+        assert len(await _jobs(contexts[0])) == interval
+    assert len(runs) == 5
+    jobs = await _jobs(contexts[0])
+    assert all(job.payload == {"scope": "all"} and job.status == "done" for job in jobs)
+    async with contexts[0].db.session() as session:
+        task = await session.get(PeriodicTask, "tick")
+    assert task is not None
+    assert task.last_run_at == frozen_clock.now()
+    assert task.last_owner in {w.owner for w in workers}
+
+
+async def test_periodic_job_still_queued_is_not_enqueued_again(
+    contexts: list[AppContext], frozen_clock: FrozenClock
+) -> None:
+    worker = _ticking_worker(contexts[0], [])
+    await worker.scheduler.run_due()
+    frozen_clock.advance(INTERVAL)
+    assert await worker.scheduler.run_due() == ["tick"]
+    frozen_clock.advance(INTERVAL)
+    assert await worker.scheduler.run_due() == []  # the first one has not run yet
+    assert len(await _jobs(contexts[0])) == 1
+
+
+async def test_shorter_interval_takes_effect_without_waiting_out_the_old_one(
+    contexts: list[AppContext], frozen_clock: FrozenClock
+) -> None:
+    slow = Worker(contexts[0], {})
+    slow.scheduler.register("tick", 3600, "tick")
+    await slow.scheduler.run_due()
+    fast = _ticking_worker(contexts[1], [])
+    await fast.scheduler.run_due()
+    frozen_clock.advance(INTERVAL)
+    assert await fast.scheduler.run_due() == ["tick"]
+    async with contexts[0].db.session() as session:
+        task = await session.get(PeriodicTask, "tick")
+    assert task is not None
+    assert task.interval_seconds == INTERVAL
+
+
+async def test_started_worker_fires_a_task_registered_to_start_now(
+    contexts: list[AppContext],
+) -> None:
+    ran = asyncio.Event()
+
+    async def tick(_: AppContext, job: Job) -> None:
+        ran.set()
+
+    worker = Worker(contexts[0], {"tick": JobType(run=tick)})
+    worker.scheduler.register("tick", 3600, "tick", start_now=True)
+    assert await worker.start()
+    try:
+        await asyncio.wait_for(ran.wait(), timeout=5)
+    finally:
+        await worker.stop()
+
+
+async def test_sqlite_runs_one_worker_and_a_second_one_is_refused(
+    contexts: list[AppContext],
+) -> None:
+    first, second = Worker(contexts[0], {}), Worker(contexts[1], {})
+    assert await first.start()
+    try:
+        started = await second.start()
+        if contexts[0].db.is_sqlite:
+            assert not started
+            assert not second.running
+            assert first.lock is not None
+            assert first.owner in first.lock.holder()
+        else:
+            assert started  # PostgreSQL: any number of workers share the queue
+            await second.stop()
+    finally:
+        await first.stop()
+    assert await second.start()  # the lock died with the first worker
+    await second.stop()
+
+
+async def test_api_whose_worker_is_refused_still_serves(
+    settings: Settings, contexts: list[AppContext]
+) -> None:
+    if not contexts[0].db.is_sqlite:
+        pytest.skip("the single-worker lock exists only on SQLite")
+    holder = Worker(contexts[0], {})
+    assert await holder.start()
+    try:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            assert not app.state.context.worker.running
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                response = await http.get("/health/live")
+            assert response.status_code == 200
+    finally:
+        await holder.stop()
