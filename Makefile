@@ -21,8 +21,10 @@ run: $(STAMP)
 	$(BIN)/pinelab migrate
 	$(BIN)/pinelab serve
 
+PYTEST_WORKERS ?= auto
+
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check src tests bench
