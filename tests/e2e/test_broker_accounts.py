@@ -77,7 +77,7 @@ async def test_requests_without_a_token_are_refused(client: httpx.AsyncClient) -
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
-        ({"kind": "alpaca"}, "kind"),
+        ({"kind": "ibkr"}, "kind"),
         ({"kind": 7}, "kind"),
         ({"label": ""}, "label"),
         ({"label": "x" * 101}, "label"),

@@ -11,7 +11,12 @@ from pinelab.api.deps import ContextDep, PageDep
 from pinelab.api.pagination import Page, encode_cursor
 from pinelab.brokers import service
 from pinelab.brokers.dependencies import ValidBrokerAccount
-from pinelab.brokers.schemas import BrokerAccountCreate, BrokerAccountRead, BrokerAccountUpdate
+from pinelab.brokers.schemas import (
+    BrokerAccountCheck,
+    BrokerAccountCreate,
+    BrokerAccountRead,
+    BrokerAccountUpdate,
+)
 
 router = APIRouter(prefix="/broker-accounts", tags=["broker accounts"])
 
@@ -22,15 +27,21 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
     **_NOT_FOUND,
     409: {"description": "starting_cash changed after the account placed orders"},
 }
+_UNREADABLE: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"description": "The credentials cannot be decrypted with the configured keys"},
+}
 
 
 @router.post("", status_code=201)
 async def create_broker_account(
     body: BrokerAccountCreate, user: CurrentUser, context: ContextDep
 ) -> BrokerAccountRead:
-    """Create a broker account; the broker is not contacted."""
+    """Create a broker account (credentials stored encrypted, never shown); no broker is called."""
     async with context.db.transaction() as session:
-        account = await service.create_broker_account(session, user_id=user.id, data=body.root)
+        account = await service.create_broker_account(
+            session, user_id=user.id, data=body.root, vault=context.brokers.vault
+        )
     return BrokerAccountRead.model_validate(account)
 
 
@@ -59,14 +70,27 @@ async def get_broker_account(account: ValidBrokerAccount) -> BrokerAccountRead:
 async def update_broker_account(
     account: ValidBrokerAccount, body: BrokerAccountUpdate, context: ContextDep
 ) -> BrokerAccountRead:
-    """Change a broker account's label, costs or (before any order) its starting cash."""
+    """Change the label, the credentials, or (paper) costs and, before any order, starting cash."""
     async with context.db.transaction() as session:
         updated = await service.update_broker_account(
-            session, user_id=account.user_id, broker_account_id=account.id, changes=body
+            session,
+            user_id=account.user_id,
+            broker_account_id=account.id,
+            changes=body,
+            vault=context.brokers.vault,
         )
     context.brokers.forget(account.id)
     context.tokens.invalidate()
     return BrokerAccountRead.model_validate(updated)
+
+
+@router.post("/{broker_account_id}/test", responses=_UNREADABLE)
+async def check_broker_account(
+    account: ValidBrokerAccount, context: ContextDep
+) -> BrokerAccountCheck:
+    """Check that the broker answers and accepts the credentials; `ok` false says what failed."""
+    check = await service.check_broker_account(registry=context.brokers, account=account)
+    return BrokerAccountCheck.model_validate(check, from_attributes=True)
 
 
 @router.delete("/{broker_account_id}", status_code=204, responses=_NOT_FOUND)
