@@ -10,7 +10,7 @@ from pinelab.brokers.models import (
     PaperQuote,
 )
 from pinelab.db.base import Base
-from pinelab.jobs.models import Job
+from pinelab.jobs.models import DeadLetter, Job, JobAttempt, PeriodicTask
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
@@ -19,8 +19,10 @@ __all__ = [
     "AuthSession",
     "Base",
     "BrokerAccount",
+    "DeadLetter",
     "Fill",
     "Job",
+    "JobAttempt",
     "Order",
     "OrderEvent",
     "PaperAccount",
@@ -28,6 +30,7 @@ __all__ = [
     "PaperOrder",
     "PaperPosition",
     "PaperQuote",
+    "PeriodicTask",
     "Position",
     "Signal",
     "Strategy",

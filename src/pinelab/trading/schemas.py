@@ -235,3 +235,48 @@ class PnlReport(BaseModel):
     by_account: list[AccountPnl] | None = None
     by_strategy: list[StrategyPnl] | None = None
     by_day: list[DayPnl] | None = None
+
+
+class ReconciliationRunCreate(BaseModel):
+    """Reconcile your accounts now: all of them, or one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    broker_account_id: RowId | None = Field(None, description="Only this account of yours")
+
+
+class AdminReconciliationRunCreate(BaseModel):
+    """Reconcile now: every user's accounts, one user's, or one account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: RowId | None = Field(None, description="Only this user's accounts")
+    broker_account_id: RowId | None = Field(None, description="Only this account")
+
+
+class ReconciliationRunRead(BaseModel):
+    """One reconciliation pass: what it checked, what it fixed, what needs a human."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    trigger: Literal["periodic", "manual"]
+    status: Literal["running", "finished", "failed"]
+    scope: Literal["all", "user", "account"]
+    user_id: int | None = Field(description="Whose accounts (null: every user's)")
+    broker_account_id: int | None = Field(description="The one account reconciled, if one")
+    requested_by: int | None = Field(description="Who asked (null: the periodic job)")
+    window_hours: float = Field(description="Working orders created this far back were checked")
+    started_at: datetime
+    finished_at: datetime | None
+    accounts: int = Field(description="Broker accounts visited")
+    checked: int = Field(description="Orders the broker was asked about")
+    updated: int = Field(description="Orders whose status, fills or broker id changed")
+    fills_recorded: int = Field(description="Fills that were missing and are now recorded")
+    flagged: int = Field(description="Orders still working more than an hour after creation")
+    drift: int = Field(description="Symbols where our position differs from the broker's")
+    errors: int = Field(description="Failures (per account or per order); the run went on")
+    details: dict[str, Any] = Field(
+        description="Per account: changes, unresolved, flagged, drift (symbol, ours, broker,"
+        " difference) and errors"
+    )
