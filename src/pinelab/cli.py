@@ -1,15 +1,19 @@
-"""The `pinelab` command: serve, worker, migrate, revision, create-user."""
+"""The `pinelab` command: serve, worker, check-config, migrate, revision, create-user."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
+from pinelab.brokers.cli import broker_app
 from pinelab.config import Settings
 from pinelab.db import migrate as migrations
+from pinelab.jobs.cli import dead_letters_app, run_worker
 from pinelab.logging import configure_logging
 
 app = typer.Typer(help="PineLab: TradingView alerts to broker orders.", no_args_is_help=True)
@@ -28,6 +32,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (PINELAB_PORT)")] = None,
 ) -> None:
     """Serve the API, the dashboard and (unless disabled) the in-process worker."""
+    _refuse_broken_config()
     settings = _settings()
     from pinelab.api.app import create_app
 
@@ -38,7 +43,73 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds),
     )
+
+
+def _refuse_broken_config() -> None:
+    from pinelab.ops.checks import check_all, has_errors, render
+
+    settings, problems = check_all(Path(".env"), connect=True)
+    if settings.check_config_on_start and has_errors(problems):
+        typer.echo(render(problems), err=True)
+        raise typer.Exit(1)
+
+
+@app.command("check-config")
+def check_config(
+    env_file: Annotated[Path, typer.Option(help="The .env file to read")] = Path(".env"),
+    offline: Annotated[bool, typer.Option(help="Skip the connection tests")] = False,
+) -> None:
+    """Check every setting and connection; print every problem at once; exit 1 on any error."""
+    from pinelab.ops.checks import check_all, has_errors, render
+
+    _, problems = check_all(env_file, connect=not offline)
+    typer.echo(render(problems))
+    if has_errors(problems):
+        raise typer.Exit(1)
+
+
+@app.command()
+def worker() -> None:
+    """Run the job worker and the periodic scheduler, without HTTP, until SIGTERM or SIGINT."""
+    settings = _settings()
+    code = asyncio.run(run_worker(settings))
+    if code:
+        typer.echo("worker not started: another process runs the worker (see the log)", err=True)
+        raise typer.Exit(code)
+
+
+def _dead_letters_settings(ctx: typer.Context) -> None:
+    """Inspect, replay and discard dead letters."""
+    ctx.obj = _settings()
+
+
+app.add_typer(dead_letters_app, name="dead-letters", callback=_dead_letters_settings)
+
+
+def _broker_settings(ctx: typer.Context) -> None:
+    """Check broker accounts."""
+    ctx.obj = _settings()
+
+
+app.add_typer(broker_app, name="broker", callback=_broker_settings)
+
+
+@app.command("rotate-key")
+def rotate_key(
+    generate: Annotated[
+        bool, typer.Option("--generate", help="First write a new primary key into the key file")
+    ] = False,
+    retire_old: Annotated[
+        bool, typer.Option("--retire-old", help="Afterwards drop the old keys from the key file")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per batch")] = 100,
+) -> None:
+    """Re-encrypt every stored secret under the primary key; safe to interrupt and run again."""
+    from pinelab.vault.cli import rotate_key as rotate
+
+    rotate(_settings(), generate=generate, retire_old=retire_old, batch_size=batch_size)
 
 
 @app.command()

@@ -50,8 +50,35 @@ class Settings(BaseSettings):
     retry_base_delay_seconds: float = Field(1.0, gt=0, le=600)
     retry_max_delay_seconds: float = Field(300.0, gt=0, le=86400)
 
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: str = Field("", repr=False)
+    smtp_from: str = "PineLab <pinelab@localhost>"
+    smtp_starttls: bool = True
+
     reconciliation_interval_minutes: float = Field(5, gt=0)
     reconciliation_window_hours: float = Field(24, gt=0)
+
+    redis_url: str = Field("", repr=False)
+    cors_origins: list[str] = Field(default_factory=list)
+    metrics_token: str = Field("", repr=False)
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    allow_sqlite_in_production: bool = False
+    shutdown_timeout_seconds: float = Field(20.0, gt=0, le=600)
+    health_timeout_seconds: float = Field(2.0, gt=0, le=30)
+    health_cache_seconds: float = Field(2.0, ge=0, le=60)
+    check_config_on_start: bool = True
+
+    # The credential vault (docs/security.md): one key source, plus old keys for rotation.
+    encryption_key: str = Field("", repr=False)
+    encryption_key_file: Path | None = None
+    encryption_passphrase: str = Field("", repr=False)
+    encryption_salt: str = ""
+    encryption_old_keys: str = Field("", repr=False)
+    encryption_old_passphrase: str = Field("", repr=False)
+    # Where each broker kind is reached instead of its public URL ("alpaca", "ccxt:<id>").
+    broker_base_urls: dict[str, str] = Field(default_factory=dict)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -29,6 +30,7 @@ async def current_user(
         user = await session.get(User, int(claims["sub"]))
     if user is None or not user.is_active:
         raise AuthenticationError("Invalid or expired access token")
+    structlog.contextvars.bind_contextvars(user_id=user.id)
     return user
 
 

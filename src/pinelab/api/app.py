@@ -7,24 +7,34 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from pinelab import __version__
 from pinelab.accounts.router import router as auth_router
 from pinelab.api.context import AppContext
 from pinelab.api.errors import install_error_handlers
+from pinelab.api.middleware import RequestContextMiddleware
+from pinelab.api.openapi import install_openapi
 from pinelab.api.ratelimit import RateLimiter
 from pinelab.brokers.registry import BrokerRegistry
 from pinelab.brokers.router import router as broker_accounts_router
 from pinelab.config import Settings
 from pinelab.db import Database
-from pinelab.jobs.worker import Worker
+from pinelab.jobs.router import router as dead_letters_router
+from pinelab.jobs.worker import Worker, register_periodic_jobs
+from pinelab.logging import configure_logging
+from pinelab.ops import shutdown
+from pinelab.ops.router import admin_router as admin_health_router
+from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
 from pinelab.signals.router import router as signals_router
-from pinelab.signals.router import webhook_router
+from pinelab.signals.router import webhook_fast_route, webhook_router
 from pinelab.signals.service import Ingestor
 from pinelab.signals.writer import SignalWriter
 from pinelab.strategies.router import router as strategies_router
 from pinelab.strategies.tokens import TokenDirectory
+from pinelab.trading.reconciliation_router import admin_router as admin_reconciliation_router
+from pinelab.trading.reconciliation_router import router as reconciliation_router
 from pinelab.trading.router import router as trading_router
 
 log = structlog.get_logger(__name__)
@@ -48,6 +58,7 @@ def build_context(settings: Settings) -> AppContext:
         tokens=TokenDirectory(db),
     )
     context.worker = Worker(context)
+    register_periodic_jobs(context.worker)
     context.signal_writer = SignalWriter(db, on_commit=context.worker.wake)
     context.ingestor = Ingestor(
         tokens=context.tokens,
@@ -56,6 +67,7 @@ def build_context(settings: Settings) -> AppContext:
         strategy_limiter=RateLimiter(settings.webhook_rate_per_minute),
         bad_token_limiter=RateLimiter(settings.webhook_bad_token_rate_per_minute),
         max_attempts=settings.max_retry_attempts,
+        metrics=context.metrics,
     )
     return context
 
@@ -68,36 +80,52 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await context.signal_writer.start()
     if context.settings.worker_enabled:
         await context.worker.start()
+    await shutdown.start_metrics_server(context)
     log.info("started", database=context.db.engine.url.render_as_string(hide_password=True))
     try:
         yield
     finally:
-        await context.worker.stop()
-        await context.signal_writer.stop()
-        await context.brokers.close()
-        await context.db.dispose()
-        log.info("stopped")
+        await shutdown.shut_down(context)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Create the PineLab ASGI app."""
     settings = settings or Settings()
+    configure_logging(settings)
     app = FastAPI(
         title="PineLab",
         version=__version__,
         description="TradingView alerts to broker orders, with a faithful record of everything.",
         lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = build_context(settings)
     install_error_handlers(app)
-    app.include_router(webhook_router)
+    install_openapi(app, settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.context.metrics)
+    app.router.routes.append(webhook_fast_route())  # first match: answers every webhook
+    app.include_router(webhook_router)  # the same handler, for the OpenAPI document
     app.include_router(health_router)
+    app.include_router(docs_router)
     for router in (
         auth_router,
         broker_accounts_router,
         strategies_router,
         signals_router,
         trading_router,
+        reconciliation_router,
+        admin_reconciliation_router,
+        dead_letters_router,
+        admin_health_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     return app

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pinelab.config import Settings
 from pinelab.db import Database
+from pinelab.ops.metrics import Metrics
 
 if TYPE_CHECKING:
     from pinelab.brokers.registry import BrokerRegistry
@@ -29,3 +30,4 @@ class AppContext:
     ingestor: Ingestor | None = None
     worker: Worker | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)

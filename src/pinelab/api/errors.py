@@ -8,11 +8,17 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pinelab import errors
 
 log = structlog.get_logger(__name__)
+
+INTERNAL_ERROR = "InternalServerError"
+INTERNAL_MESSAGE = "An unexpected error occurred; it has been logged."
+# SQLSTATE 22021: text the database cannot store (a NUL character in PostgreSQL).
+UNSTORABLE_TEXT = "22021"
 
 STATUS_BY_ERROR: list[tuple[type[errors.BusinessLogicError], int]] = [
     (errors.ValidationFailed, 422),
@@ -47,6 +53,17 @@ def error_body(
     return {"error": error, "message": message, "details": details or []}
 
 
+def internal_error_body() -> dict[str, Any]:
+    """Build the generic 500 body: it names nothing about the failure."""
+    return error_body(INTERNAL_ERROR, INTERNAL_MESSAGE)
+
+
+def _count(request: Request, error_type: str) -> None:
+    context = getattr(request.app.state, "context", None)
+    if context is not None:
+        context.metrics.error(error_type)
+
+
 def status_for(exc: errors.BusinessLogicError) -> int:
     """Return the HTTP status of a domain error."""
     for cls, status in STATUS_BY_ERROR:
@@ -64,6 +81,7 @@ async def _business_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, errors.RateLimitExceeded):
         headers["Retry-After"] = str(exc.retry_after)
     body = error_body(type(exc).__name__, exc.message, [d.as_dict() for d in exc.details])
+    _count(_, type(exc).__name__)
     return JSONResponse(body, status_code=status_for(exc), headers=headers)
 
 
@@ -84,6 +102,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:3])
+    _count(_, "ValidationError")
     return JSONResponse(
         error_body("ValidationError", f"Request validation failed: {summary}", details),
         status_code=422,
@@ -95,13 +114,29 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
         return await _unhandled_error(_, exc)
     name = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
     message = exc.detail if isinstance(exc.detail, str) else name
+    _count(_, name)
     return JSONResponse(error_body(name, message), status_code=exc.status_code, headers=exc.headers)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) == UNSTORABLE_TEXT:
+        _count(request, "ValidationError")
+        body = error_body(
+            "ValidationError",
+            "Text must not contain NUL characters",
+            [{"field": "body", "message": "contains a NUL character", "type": "value_error"}],
+        )
+        return JSONResponse(body, status_code=422)
+    return await _unhandled_error(request, exc)
+
+
 async def _unhandled_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
-    body = error_body("InternalServerError", "An unexpected error occurred; it has been logged.")
-    return JSONResponse(body, status_code=500)
+    request_id = getattr(request.state, "request_id", None)
+    log.error("unhandled_error", method=request.method, request_id=request_id, exc_info=exc)
+    _count(request, INTERNAL_ERROR)
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return JSONResponse(internal_error_body(), status_code=500, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -109,4 +144,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.BusinessLogicError, _business_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -1,40 +1,139 @@
-"""Health endpoints: liveness and readiness."""
+"""Ops endpoints: liveness, readiness, the admin health detail, Prometheus metrics, API docs."""
 
 from __future__ import annotations
 
+import hmac
 import time
+from pathlib import Path
+from typing import Annotated, Final
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi import APIRouter, Header, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from pinelab.api.deps import DatabaseDep
+from pinelab import __version__
+from pinelab.accounts.dependencies import CurrentAdmin
+from pinelab.api.context import AppContext
+from pinelab.api.deps import ContextDep
+from pinelab.errors import AuthenticationError, ResourceNotFoundError
+from pinelab.ops.health import HealthChecker
+from pinelab.ops.metrics import CONTENT_TYPE, queue_stats, refresh_quietly
+from pinelab.ops.schemas import AdminHealthRead, HealthRead, LiveRead, QueueRead, WorkerRead
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["ops"])
+admin_router = APIRouter(prefix="/admin", tags=["admin: health"])
+docs_router = APIRouter(include_in_schema=False)
+
+HEALTH_KEY: Final = "health_checker"
+VENDOR_DIR: Final = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor"
+VENDOR_FILES: Final = frozenset(
+    {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon-32x32.png"}
+)
+_STARTED = time.monotonic()
 
 
-@router.get("/health/live")
-async def live() -> dict[str, str]:
-    """Answer while the process is up."""
-    return {"status": "ok"}
+def health_checker(context: AppContext) -> HealthChecker:
+    """Return the process's health checker, creating it on first use."""
+    checker = context.extras.get(HEALTH_KEY)
+    if not isinstance(checker, HealthChecker):
+        checker = context.extras[HEALTH_KEY] = HealthChecker(context.settings, context.db)
+    return checker
 
 
-@router.get("/health/ready", response_model=None)
-async def ready(db: DatabaseDep) -> JSONResponse:
-    """Answer 200 when the database answers, else 503."""
-    started = time.perf_counter()
-    try:
-        async with db.session() as session:
-            await session.execute(text("SELECT 1"))
-    except Exception as exc:
-        return JSONResponse(
-            {
-                "status": "unavailable",
-                "checks": {"database": {"ok": False, "error": type(exc).__name__}},
-            },
-            status_code=503,
-        )
-    latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    return JSONResponse(
-        {"status": "ok", "checks": {"database": {"ok": True, "latency_ms": latency_ms}}}
+@router.get("/health/live", summary="Liveness")
+async def live() -> LiveRead:
+    """Answer while the process is up (it checks nothing else)."""
+    return LiveRead()
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness",
+    response_model=HealthRead,
+    responses={503: {"model": HealthRead, "description": "A required dependency is down"}},
+)
+async def ready(context: ContextDep) -> JSONResponse:
+    """Check the database, Redis and SMTP when configured, and each broker kind in use."""
+    readiness = await health_checker(context).readiness()
+    status = 503 if readiness.status == "unavailable" else 200
+    return JSONResponse(readiness.as_dict(), status_code=status)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: {"description": "PINELAB_METRICS_TOKEN is set and the bearer token differs"},
+        404: {"description": "Metrics are served on PINELAB_METRICS_PORT instead"},
+    },
+)
+async def metrics(
+    context: ContextDep, authorization: Annotated[str | None, Header(max_length=512)] = None
+) -> Response:
+    """Expose the metrics in the Prometheus text format (bearer PINELAB_METRICS_TOKEN if set)."""
+    settings = context.settings
+    if settings.metrics_port is not None:
+        raise ResourceNotFoundError("Metrics endpoint")
+    if settings.metrics_token and not hmac.compare_digest(
+        (authorization or "").encode(), f"Bearer {settings.metrics_token}".encode()
+    ):
+        raise AuthenticationError("Metrics need the bearer token PINELAB_METRICS_TOKEN")
+    await refresh_quietly(context.metrics, context.db)
+    return Response(context.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@admin_router.get("/health", summary="Health detail for the dashboard")
+async def admin_health(_: CurrentAdmin, context: ContextDep) -> AdminHealthRead:
+    """Show every check with its error, the worker, the job queue, version and uptime."""
+    readiness = await health_checker(context).readiness()
+    stats = await queue_stats(context.db)
+    worker = context.worker
+    return AdminHealthRead.model_validate(
+        {
+            **readiness.as_dict(detail=True),
+            "version": __version__,
+            "env": context.settings.env,
+            "database": "sqlite" if context.db.is_sqlite else "postgresql",
+            "uptime_seconds": round(time.monotonic() - _STARTED, 3),
+            "worker": WorkerRead(
+                enabled=context.settings.worker_enabled,
+                running=worker is not None and worker.running,
+            ),
+            "queue": QueueRead(**stats.__dict__),
+        }
     )
+
+
+@docs_router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """Serve Swagger UI from the bundled assets (no CDN)."""
+    return get_swagger_ui_html(
+        openapi_url=str(request.app.openapi_url),
+        title="PineLab API",
+        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs/assets/swagger-ui.css",
+        swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
+    )
+
+
+@docs_router.get("/redoc")
+async def redoc() -> HTMLResponse:
+    """Serve ReDoc from the bundled assets (no CDN, no web fonts)."""
+    return get_redoc_html(
+        openapi_url="/openapi.json",
+        title="PineLab API",
+        redoc_js_url="/docs/assets/redoc.standalone.js",
+        redoc_favicon_url="/docs/assets/favicon-32x32.png",
+        with_google_fonts=False,
+    )
+
+
+@docs_router.get("/docs/assets/{name}")
+async def docs_asset(name: str) -> FileResponse:
+    """Serve one bundled Swagger UI / ReDoc file."""
+    if name not in VENDOR_FILES:
+        raise ResourceNotFoundError("Asset")
+    return FileResponse(VENDOR_DIR / name, headers={"Cache-Control": "public, max-age=86400"})

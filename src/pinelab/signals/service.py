@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pinelab.api.ratelimit import RateLimiter
@@ -16,6 +16,7 @@ from pinelab.errors import (
     RateLimitExceeded,
     ResourceNotFoundError,
 )
+from pinelab.ops.metrics import Metrics
 from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
 from pinelab.signals.parser import parse_alert
@@ -70,6 +71,7 @@ class Ingestor:
     strategy_limiter: RateLimiter
     bad_token_limiter: RateLimiter
     max_attempts: int = 5
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def ingest(
         self,
@@ -81,6 +83,7 @@ class Ingestor:
         truncated: bool = False,
     ) -> IngestResult:
         """Store one alert and enqueue its execution, or store why it was refused."""
+        self.metrics.alert_received()
         strategy = await self.tokens.lookup(token)
         if strategy is None:
             retry_after = self.bad_token_limiter.hit(source_ip or "unknown")
@@ -100,6 +103,7 @@ class Ingestor:
         except (AlertRejected, AuthenticationError, ConflictError) as error:
             values.update(status=REJECTED, reason=error.message)
             signal_id, _ = await self.writer.write(PendingSignal(values))
+            self.metrics.alert_stored(REJECTED)
             raise RecordedRejection(signal_id, error) from error
         values.update(
             intent=intent.to_record(),
@@ -114,6 +118,7 @@ class Ingestor:
             duplicate_window_seconds=strategy.duplicate_window_seconds,
         )
         signal_id, status = await self.writer.write(pending)
+        self.metrics.alert_stored(status)
         return IngestResult(signal_id=signal_id, status=status)
 
 
@@ -140,7 +145,8 @@ def _accept(
 def _signal_values(
     strategy: StrategySnapshot, body: bytes, content_type: str | None, source_ip: str | None
 ) -> dict[str, Any]:
-    raw = redact_passphrase(body.decode("utf-8", errors="replace"))
+    # NUL cannot be stored in a PostgreSQL text column; keep the rest of the body verbatim.
+    raw = redact_passphrase(body.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
     return {
         "user_id": strategy.user_id,
         "strategy_id": strategy.id,

@@ -1,0 +1,71 @@
+"""`pinelab check-config` and `pinelab serve` on a broken .env: every problem, at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BROKEN_ENV = """\
+PINELAB_ENV=production
+PINELAB_PORT=eighty
+PINELAB_DATABASE_URL=postgresql://app:hunter2@127.0.0.1:1/pinelab
+PINELAB_SECRET_KEY=short
+PINELAB_CORS_ORIGINS=["*"]
+PINELAB_REDIS_URL=redis://127.0.0.1:1/0
+PINELAB_ENCRYPTION_KEY=not-a-key
+PINELAB_WORKER_CONCURENCY=2
+"""
+
+EXPECTED = [
+    "PINELAB_PORT",
+    "PINELAB_DATABASE_URL",
+    "PINELAB_SECRET_KEY",
+    "PINELAB_CORS_ORIGINS",
+    "PINELAB_REDIS_URL",
+    "PINELAB_ENCRYPTION_KEY",
+    "PINELAB_PUBLIC_URL",
+    "PINELAB_METRICS_TOKEN",
+]
+
+
+def run_pinelab(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PINELAB_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pinelab", *args],
+        cwd=directory,
+        env={**env, "PINELAB_DATA_DIR": str(directory)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_prints_every_problem_of_a_broken_env_file_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text(BROKEN_ENV)
+    result = run_pinelab(tmp_path, "check-config")
+    assert result.returncode == 1, result.stdout + result.stderr
+    for variable in EXPECTED:
+        assert f"error: {variable}:" in result.stdout, f"{variable} missing:\n{result.stdout}"
+    assert "did you mean PINELAB_WORKER_CONCURRENCY?" in result.stdout
+    assert result.stdout.count("    fix: ") >= len(EXPECTED)
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_serve_refuses_to_start_with_the_same_list(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(BROKEN_ENV)
+    result = run_pinelab(tmp_path, "serve")
+    assert result.returncode == 1
+    for variable in EXPECTED:
+        assert f"error: {variable}:" in result.stderr
+
+
+def test_a_sound_development_env_file_passes(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PINELAB_ENV=development\nPINELAB_PORT=8123\n")
+    result = run_pinelab(tmp_path, "check-config")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.strip() == "configuration OK"

@@ -1,0 +1,217 @@
+"""Graceful shutdown: SIGTERM in the middle of a burst of alerts loses nothing acknowledged.
+
+The real command (`python -m pinelab serve`) runs in a subprocess; a burst of alerts is fired
+from several tasks and SIGTERM arrives mid-burst. After a restart, every alert that got its 202
+is stored and, once the queue drains, has exactly one order. A job still running when the worker
+is stopped goes back to the queue without spending an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from pinelab.api.context import AppContext
+from pinelab.brokers.registry import BrokerRegistry
+from pinelab.config import Settings
+from pinelab.db import Database
+from pinelab.jobs import queue
+from pinelab.jobs.models import Job
+from pinelab.jobs.worker import JobType, Worker
+from pinelab.signals.models import Signal
+from pinelab.strategies.tokens import TokenDirectory
+from pinelab.trading.models import Order
+
+PASSWORD = "shutdown-harbour-lantern-42"
+SENDERS = 8
+SIGTERM_AFTER_ACKS = 40
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(data_dir: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PINELAB_ENV": "test",
+        "PINELAB_DATA_DIR": str(data_dir),
+        "PINELAB_DATABASE_URL": database_url,
+        "PINELAB_SECRET_KEY": "shutdown-test-secret-key-long-enough-0123456789",
+        "PINELAB_SQLITE_SYNCHRONOUS": "NORMAL",
+        "PINELAB_WEBHOOK_RATE_PER_MINUTE": "0",
+        "PINELAB_SHUTDOWN_TIMEOUT_SECONDS": "10",
+        "PINELAB_LOG_FORMAT": "json",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "pinelab", "serve", "--port", str(port)],
+        cwd=data_dir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def _wait_live(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the server exited at startup"
+            try:
+                if (await http.get("/health/live")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    raise AssertionError("the server did not start")
+
+
+async def _seed(http: httpx.AsyncClient) -> str:
+    credentials = {"email": "burst@example.com", "password": PASSWORD}
+    assert (await http.post("/api/v1/auth/register", json=credentials)).status_code == 201
+    login = await http.post("/api/v1/auth/login", json=credentials)
+    http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    account = await http.post(
+        "/api/v1/broker-accounts",
+        json={"kind": "paper", "label": "Burst", "starting_cash": "10000000"},
+    )
+    strategy = await http.post(
+        "/api/v1/strategies",
+        json={
+            "name": "Burst",
+            "broker_account_ids": [account.json()["id"]],
+            "sizing": {"type": "fixed", "value": "1"},
+        },
+    )
+    assert strategy.status_code == 201, strategy.text
+    return str(strategy.json()["token"])
+
+
+async def _burst(base_url: str, token: str, process: subprocess.Popen[bytes]) -> set[int]:
+    acknowledged: set[int] = set()
+    counter = iter(range(100_000))
+
+    async def sender() -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            while True:
+                number = next(counter)
+                alert = {"ticker": "AAPL", "action": "buy", "quantity": "1", "price": "100"}
+                alert |= {"id": f"burst-{number}", "time": "2026-01-02T15:30:00Z"}
+                try:
+                    response = await http.post(f"/webhooks/{token}", json=alert)
+                except httpx.TransportError:
+                    return  # the server stopped accepting
+                if response.status_code == 202:
+                    acknowledged.add(int(response.json()["signal_id"]))
+                    if len(acknowledged) == SIGTERM_AFTER_ACKS:
+                        process.send_signal(signal.SIGTERM)
+
+    await asyncio.wait_for(asyncio.gather(*(sender() for _ in range(SENDERS))), timeout=30)
+    return acknowledged
+
+
+async def _settled(db: Database, ids: set[int]) -> dict[int, str]:
+    deadline = time.monotonic() + 20
+    while True:
+        async with db.session() as session:
+            rows = await session.execute(select(Signal.id, Signal.status).where(Signal.id.in_(ids)))
+            statuses = {int(row[0]): str(row[1]) for row in rows}
+        if all(s != "accepted" for s in statuses.values()) or time.monotonic() > deadline:
+            return statuses
+        await asyncio.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> tuple[int, str]:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+    return process.returncode, stderr.decode()
+
+
+@pytest.mark.slow
+async def test_sigterm_mid_burst_keeps_every_acknowledged_alert_and_executes_it_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    first = _serve(tmp_path, database_url, port)
+    try:
+        await _wait_live(base_url, first)
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+            token = await _seed(http)
+        acknowledged = await _burst(base_url, token, first)
+    finally:
+        code, stderr = _stop(first)
+    # uvicorn re-raises the signal once its graceful shutdown is over
+    assert code in (0, -signal.SIGTERM), stderr
+    assert '"event": "stopped"' in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    assert len(acknowledged) >= SIGTERM_AFTER_ACKS
+
+    second = _serve(tmp_path, database_url, port)
+    db = Database(database_url)
+    try:
+        await _wait_live(base_url, second)
+        statuses = await _settled(db, acknowledged)
+        async with db.session() as session:
+            per_signal = dict(
+                (
+                    await session.execute(
+                        select(Order.signal_id, func.count())
+                        .where(Order.signal_id.in_(acknowledged))
+                        .group_by(Order.signal_id)
+                    )
+                ).all()
+            )
+    finally:
+        await db.dispose()
+        _stop(second)
+    assert set(statuses) == acknowledged, "an acknowledged alert was lost"
+    assert set(statuses.values()) == {"executed"}
+    assert per_signal == dict.fromkeys(acknowledged, 1)
+
+
+def _context(settings: Settings, db: Database) -> AppContext:
+    return AppContext(
+        settings=settings,
+        db=db,
+        secret_key=settings.resolved_secret_key(),
+        brokers=BrokerRegistry(db=db, settings=settings),
+        tokens=TokenDirectory(db),
+    )
+
+
+async def test_worker_stopped_mid_job_releases_it_without_spending_an_attempt(
+    settings: Settings, db: Database
+) -> None:
+    started = asyncio.Event()
+
+    async def endless(_context: AppContext, _job: Job) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    worker = Worker(_context(settings, db), job_types={"endless": JobType(run=endless)})
+    async with db.transaction() as session:
+        job = await queue.enqueue(session, "endless", {}, max_attempts=3)
+    await worker.start()
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await worker.stop(grace_seconds=0.2)
+    async with db.session() as session:
+        released = await session.get(Job, job.id)
+    assert released is not None
+    assert (released.status, released.attempts, released.lease_owner) == ("queued", 0, None)
