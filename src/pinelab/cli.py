@@ -16,7 +16,11 @@ from pinelab.db import migrate as migrations
 from pinelab.jobs.cli import dead_letters_app, run_worker
 from pinelab.logging import configure_logging
 
-app = typer.Typer(help="PineLab: TradingView alerts to broker orders.", no_args_is_help=True)
+app = typer.Typer(
+    help="PineLab: TradingView alerts to broker orders.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 
 def _settings() -> Settings:

@@ -14,7 +14,9 @@ from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.errors import ConflictError
 
-broker_app = typer.Typer(help="Check broker accounts.", no_args_is_help=True)
+broker_app = typer.Typer(
+    help="Check broker accounts.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 
 
 @broker_app.command("check")
