@@ -27,11 +27,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pinelab.brokers import paper_rules as rules
 from pinelab.brokers.base import (
@@ -87,8 +88,7 @@ class PaperBroker:
     async def submit_order(self, request: OrderRequest) -> OrderStatusReport:
         """Place an order, or report the existing one when its client_order_id is known."""
         try:
-            async with self._db.transaction() as session:
-                return await self._submit(session, request)
+            return await self._db.run_session(partial(self._submit, request=request))
         except IntegrityError:
             # A concurrent submit with the same client_order_id won the unique constraint.
             existing = await self.fetch_order_by_client_id(request.client_order_id)
@@ -100,66 +100,78 @@ class PaperBroker:
         """Record a price and fill the resting orders it crosses, oldest first."""
         rules.validate_price(price)
         symbol = normalise_symbol(symbol)
-        async with self._db.transaction() as session:
-            account = await self._lock_account(session)
-            await self._store_quote(session, symbol, price)
-            await self._matcher(session, account).match(symbol, price)
+        await self._db.run_session(partial(self._update_price, symbol=symbol, price=price))
 
     async def fetch_order_by_client_id(self, client_order_id: str) -> OrderStatusReport | None:
         """Find an order by our id, or None when the venue has never seen it."""
-        async with self._db.transaction() as session:
-            order = await session.scalar(
-                self._orders().where(PaperOrder.client_order_id == client_order_id)
-            )
-            return None if order is None else (await self._reports(session, [order]))[0]
+        statement = self._orders().where(PaperOrder.client_order_id == client_order_id)
+
+        def fetch(session: Session) -> OrderStatusReport | None:
+            order = session.scalar(statement)
+            return None if order is None else self._reports(session, [order])[0]
+
+        return await self._db.run_session(fetch, write=False)
 
     async def fetch_order(self, broker_order_id: str) -> OrderStatusReport:
         """Get an order by the venue's id, or raise OrderNotFound."""
-        async with self._db.transaction() as session:
-            order = await self._order(session, broker_order_id)
-            return (await self._reports(session, [order]))[0]
+
+        def fetch(session: Session) -> OrderStatusReport:
+            return self._reports(session, [self._order(session, broker_order_id)])[0]
+
+        return await self._db.run_session(fetch, write=False)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderStatusReport]:
         """List the working orders, oldest first, optionally for one symbol."""
         statement = self._orders().where(PaperOrder.status == OPEN).order_by(PaperOrder.id)
         if symbol is not None:
             statement = statement.where(PaperOrder.symbol == normalise_symbol(symbol))
-        async with self._db.transaction() as session:
-            orders = (await session.scalars(statement)).all()
-            return await self._reports(session, orders)
+
+        def fetch(session: Session) -> list[OrderStatusReport]:
+            return self._reports(session, session.scalars(statement).all())
+
+        return await self._db.run_session(fetch, write=False)
 
     async def cancel_order(self, broker_order_id: str) -> OrderStatusReport:
         """Cancel a working order; a canceled, rejected or expired one is reported unchanged."""
-        async with self._db.transaction() as session:
-            await self._lock_account(session)
-            order = await self._order(session, broker_order_id)
+
+        def cancel(session: Session) -> OrderStatusReport:
+            self._lock_account(session)
+            order = self._order(session, broker_order_id)
             if order.status == OrderStatus.FILLED.value:
                 raise InvalidOrder("order is already filled")
             if order.status == OPEN:
                 close_order(order, OrderStatus.CANCELED, "canceled by request")
-            return (await self._reports(session, [order]))[0]
+            return self._reports(session, [order])[0]
+
+        return await self._db.run_session(cancel)
 
     async def fetch_account(self) -> AccountReport:
         """Report cash, buying power (equal to cash) and equity marked at the last quotes."""
-        async with self._db.transaction() as session:
-            account = await session.get(PaperAccount, self._account_id)
+
+        def fetch(session: Session) -> tuple[Decimal, Decimal]:
+            account = session.get(PaperAccount, self._account_id)
             cash = self._starting_cash if account is None else account.cash
-            quotes = await self._quotes(session)
+            quotes = self._quotes(session)
             market_value = sum(
                 (
                     position.quantity * quotes.get(position.symbol, position.average_price)
-                    for position in await self._positions(session)
+                    for position in self._positions(session)
                 ),
                 Decimal(0),
             )
+            return cash, market_value
+
+        cash, market_value = await self._db.run_session(fetch, write=False)
         equity = rules.quantize_money(cash + market_value)
         return AccountReport(equity=equity, cash=cash, buying_power=cash)
 
     async def fetch_positions(self) -> list[PositionReport]:
         """Report every non-zero position with its average price and last quote."""
-        async with self._db.transaction() as session:
-            quotes = await self._quotes(session)
-            positions = await self._positions(session)
+
+        def fetch(session: Session) -> tuple[dict[str, Decimal], list[PaperPosition]]:
+            return self._quotes(session), self._positions(session)
+
+        quotes, positions = await self._db.run_session(fetch, write=False)
         return [
             PositionReport(
                 symbol=position.symbol,
@@ -178,44 +190,52 @@ class PaperBroker:
             .where(PaperFill.broker_account_id == self._account_id, PaperFill.filled_at >= since)
             .order_by(PaperFill.filled_at, PaperFill.id)
         )
-        async with self._db.transaction() as session:
-            rows = (await session.execute(statement)).all()
+
+        def fetch(session: Session) -> Sequence[Row[PaperFill, str, str]]:
+            return session.execute(statement).all()
+
+        rows = await self._db.run_session(fetch, write=False)
         return [_fill_report(fill, client_id, broker_id) for fill, client_id, broker_id in rows]
 
     async def check_connection(self) -> None:
         """Touch the database; the venue itself is local and always reachable."""
-        async with self._db.transaction() as session:
-            await session.scalar(select(PaperAccount.cash).where(self._mine(PaperAccount)))
+        statement = select(PaperAccount.cash).where(self._mine(PaperAccount))
+        await self._db.run_session(lambda session: session.scalar(statement), write=False)
 
     async def close(self) -> None:
         """Release nothing: the paper broker holds no connection of its own."""
 
-    async def _submit(self, session: AsyncSession, request: OrderRequest) -> OrderStatusReport:
-        account = await self._lock_account(session)
-        existing = await session.scalar(
+    def _submit(self, session: Session, request: OrderRequest) -> OrderStatusReport:
+        account = self._lock_account(session)
+        existing = session.scalar(
             self._orders().where(PaperOrder.client_order_id == request.client_order_id)
         )
         if existing is not None:
-            return (await self._reports(session, [existing]))[0]
+            return self._reports(session, [existing])[0]
         rules.validate_request(request)
         symbol = normalise_symbol(request.symbol)
         if request.reference_price is not None:
-            await self._store_quote(session, symbol, request.reference_price)
+            self._store_quote(session, symbol, request.reference_price)
         price = request.reference_price
         if price is None:
-            price = await self._last_price(session, symbol)
+            price = self._last_price(session, symbol)
         order = self._new_order(request, symbol, price)
         session.add(order)
-        await session.flush()
+        session.flush()
         if price is None and order.order_type == OrderType.MARKET.value:
             close_order(order, OrderStatus.REJECTED, f"no price known for {symbol}")
         elif price is not None:
             # A new price works every resting order of the symbol; a known one only this order.
             after_id = 0 if request.reference_price is not None else order.id - 1
-            await self._matcher(session, account).match(symbol, price, after_id=after_id)
+            self._matcher(session, account).match(symbol, price, after_id=after_id)
         if order.status == OPEN and order.time_in_force in _ON_ARRIVAL_ONLY:
             close_order(order, OrderStatus.CANCELED, f"{order.time_in_force} order could not fill")
-        return (await self._reports(session, [order]))[0]
+        return self._reports(session, [order])[0]
+
+    def _update_price(self, session: Session, *, symbol: str, price: Decimal) -> None:
+        account = self._lock_account(session)
+        self._store_quote(session, symbol, price)
+        self._matcher(session, account).match(symbol, price)
 
     def _new_order(self, request: OrderRequest, symbol: str, price: Decimal | None) -> PaperOrder:
         quantity = request.quantity or Decimal(0)
@@ -249,7 +269,7 @@ class PaperBroker:
             rules.trail(order, price)
         return order
 
-    def _matcher(self, session: AsyncSession, account: PaperAccount) -> Matcher:
+    def _matcher(self, session: Session, account: PaperAccount) -> Matcher:
         return Matcher(
             session,
             account,
@@ -257,63 +277,64 @@ class PaperBroker:
             slippage_bps=self._slippage_bps,
         )
 
-    async def _lock_account(self, session: AsyncSession) -> PaperAccount:
+    def _lock_account(self, session: Session) -> PaperAccount:
         """Create the account at starting cash if needed and lock it: writes serialise on it."""
         statement = select(PaperAccount).where(self._mine(PaperAccount)).with_for_update()
-        account = await session.scalar(statement)
+        account = session.scalar(statement)
         if account is not None:
             return account
         dialect = sqlite if self._db.is_sqlite else postgresql
         insert = dialect.insert(PaperAccount).values(
             broker_account_id=self._account_id, cash=self._starting_cash, updated_at=now()
         )
-        await session.execute(insert.on_conflict_do_nothing(index_elements=["broker_account_id"]))
-        return (await session.scalars(statement)).one()
+        session.execute(insert.on_conflict_do_nothing(index_elements=["broker_account_id"]))
+        return session.scalars(statement).one()
 
-    async def _store_quote(self, session: AsyncSession, symbol: str, price: Decimal) -> None:
-        quote = await session.scalar(
-            select(PaperQuote).where(self._mine(PaperQuote), PaperQuote.symbol == symbol)
+    def _store_quote(self, session: Session, symbol: str, price: Decimal) -> None:
+        dialect = sqlite if self._db.is_sqlite else postgresql
+        moment = now()
+        upsert = dialect.insert(PaperQuote).values(
+            broker_account_id=self._account_id, symbol=symbol, price=price, quoted_at=moment
         )
-        if quote is None:
-            quote = PaperQuote(broker_account_id=self._account_id, symbol=symbol)
-            session.add(quote)
-        quote.price = price
-        quote.quoted_at = now()
+        session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["broker_account_id", "symbol"],
+                set_={"price": price, "quoted_at": moment},
+            )
+        )
 
-    async def _last_price(self, session: AsyncSession, symbol: str) -> Decimal | None:
-        return await session.scalar(
+    def _last_price(self, session: Session, symbol: str) -> Decimal | None:
+        return session.scalar(
             select(PaperQuote.price).where(self._mine(PaperQuote), PaperQuote.symbol == symbol)
         )
 
-    async def _quotes(self, session: AsyncSession) -> dict[str, Decimal]:
-        rows = await session.execute(
+    def _quotes(self, session: Session) -> dict[str, Decimal]:
+        rows = session.execute(
             select(PaperQuote.symbol, PaperQuote.price).where(self._mine(PaperQuote))
         )
         return dict(rows.all())
 
-    async def _positions(self, session: AsyncSession) -> list[PaperPosition]:
-        rows = await session.scalars(
+    def _positions(self, session: Session) -> list[PaperPosition]:
+        rows = session.scalars(
             select(PaperPosition).where(self._mine(PaperPosition)).order_by(PaperPosition.symbol)
         )
         return [position for position in rows if position.quantity != 0]
 
-    async def _order(self, session: AsyncSession, broker_order_id: str) -> PaperOrder:
-        order = await session.scalar(
-            self._orders().where(PaperOrder.broker_order_id == broker_order_id)
-        )
+    def _order(self, session: Session, broker_order_id: str) -> PaperOrder:
+        order = session.scalar(self._orders().where(PaperOrder.broker_order_id == broker_order_id))
         if order is None:
             raise OrderNotFound(f"no paper order {broker_order_id}")
         return order
 
-    async def _reports(
-        self, session: AsyncSession, orders: Sequence[PaperOrder]
-    ) -> list[OrderStatusReport]:
+    def _reports(self, session: Session, orders: Sequence[PaperOrder]) -> list[OrderStatusReport]:
         """Report orders, each with its bracket legs."""
         legs: dict[str, list[PaperOrder]] = defaultdict(list)
-        if orders:
-            children = await session.scalars(
+        # Only an entry that carried a take profit or a stop loss can have legs.
+        parents = [o.broker_order_id for o in orders if _is_bracket(o)]
+        if parents:
+            children = session.scalars(
                 self._orders()
-                .where(PaperOrder.parent_broker_order_id.in_([o.broker_order_id for o in orders]))
+                .where(PaperOrder.parent_broker_order_id.in_(parents))
                 .order_by(PaperOrder.id)
             )
             for child in children:
@@ -338,6 +359,10 @@ def normalise_symbol(ticker: str) -> str:
     if not symbol:
         raise UnknownSymbol(f"no symbol in ticker {ticker!r}")
     return symbol
+
+
+def _is_bracket(order: PaperOrder) -> bool:
+    return order.take_profit_price is not None or order.stop_loss_type is not None
 
 
 def _order_report(order: PaperOrder, legs: tuple[OrderStatusReport, ...] = ()) -> OrderStatusReport:

@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pinelab.brokers import paper_rules as rules
 from pinelab.brokers.base import OrderSide, OrderStatus, OrderType, TimeInForce
@@ -29,7 +29,7 @@ class Matcher:
 
     def __init__(
         self,
-        session: AsyncSession,
+        session: Session,
         account: PaperAccount,
         *,
         commission_per_order: Decimal,
@@ -40,7 +40,7 @@ class Matcher:
         self._commission = commission_per_order
         self._slippage_bps = slippage_bps
 
-    async def match(self, symbol: str, price: Decimal, *, after_id: int = 0) -> None:
+    def match(self, symbol: str, price: Decimal, *, after_id: int = 0) -> None:
         """Work the open orders of a symbol created after `after_id`, oldest first, new legs too."""
         while True:
             statement = (
@@ -49,19 +49,22 @@ class Matcher:
                 .where(PaperOrder.id > after_id)
                 .order_by(PaperOrder.id)
             )
-            orders = (await self._session.scalars(statement)).all()
-            if not orders:
-                return
+            orders = self._session.scalars(statement).all()
+            placed_legs = False
             for order in orders:
                 # An earlier fill in this pass may have canceled this order (one-cancels-other).
                 if order.status != OPEN:
                     continue
                 fill_price = rules.execution_price(order, price, self._slippage_bps)
                 if fill_price is not None:
-                    await self._fill(order, fill_price, market_price=price)
+                    placed_legs |= self._fill(order, fill_price, market_price=price)
+            # Only the bracket legs placed by this pass are newer than what it worked.
+            if not placed_legs:
+                return
             after_id = orders[-1].id
 
-    async def _fill(self, order: PaperOrder, fill_price: Decimal, *, market_price: Decimal) -> None:
+    def _fill(self, order: PaperOrder, fill_price: Decimal, *, market_price: Decimal) -> bool:
+        """Fill an order in full (or reject it for want of cash); tell whether legs were placed."""
         side = OrderSide(order.side)
         value = rules.quantize_money(order.quantity * fill_price)
         needed = side.sign * value + self._commission
@@ -69,7 +72,7 @@ class Matcher:
             cash = _plain(self._account.cash)
             reason = f"insufficient cash: {cash} available, {_plain(needed)} needed"
             close_order(order, OrderStatus.REJECTED, reason)
-            return
+            return False
         self._account.cash -= needed
         self._account.updated_at = now()
         self._session.add(
@@ -85,18 +88,20 @@ class Matcher:
                 filled_at=now(),
             )
         )
-        await self._move_position(order.symbol, side.sign * order.quantity, fill_price)
+        self._move_position(order.symbol, side.sign * order.quantity, fill_price)
         order.filled_quantity = order.quantity
         order.average_fill_price = fill_price
         close_order(order, OrderStatus.FILLED, None)
         if order.oco_group is not None:
-            await self._cancel_siblings(order)
-        self._session.add_all(_legs(order, market_price))
-        await self._session.flush()
+            self._cancel_siblings(order)
+        legs = _legs(order, market_price)
+        self._session.add_all(legs)
+        self._session.flush()
+        return bool(legs)
 
-    async def _move_position(self, symbol: str, signed_quantity: Decimal, price: Decimal) -> None:
+    def _move_position(self, symbol: str, signed_quantity: Decimal, price: Decimal) -> None:
         account_id = self._account.broker_account_id
-        position = await self._session.scalar(
+        position = self._session.scalar(
             select(PaperPosition).where(
                 PaperPosition.broker_account_id == account_id, PaperPosition.symbol == symbol
             )
@@ -113,8 +118,8 @@ class Matcher:
             position.quantity, position.average_price, signed_quantity, price
         )
 
-    async def _cancel_siblings(self, order: PaperOrder) -> None:
-        siblings = await self._session.scalars(
+    def _cancel_siblings(self, order: PaperOrder) -> None:
+        siblings = self._session.scalars(
             self._orders().where(
                 PaperOrder.oco_group == order.oco_group,
                 PaperOrder.id != order.id,

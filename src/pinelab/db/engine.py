@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
@@ -72,6 +73,27 @@ class Database:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._thread(), _run_in_transaction, engine, work)
 
+    async def run_session(self, work: Callable[[Session], T], *, write: bool = True) -> T:
+        """Run a synchronous ORM unit of work in one transaction and return its result.
+
+        The work gets a `Session` (objects stay usable after it closes) and is committed at the
+        end when `write`, else rolled back: a read, which on SQLite skips the write lock. On
+        SQLite it runs in a single hop to the dedicated thread (the stdlib driver), instead of
+        one hop per statement through aiosqlite; elsewhere through `AsyncSession.run_sync`.
+        """
+        if self._write_lock is None:
+            async with self.sessionmaker() as session:
+                if not write:
+                    return await session.run_sync(work)
+                async with session.begin():
+                    return await session.run_sync(work)
+        engine = self._sqlite_engine(durable=False)
+        loop = asyncio.get_running_loop()
+        if not write:
+            return await loop.run_in_executor(self._thread(), _run_in_session, engine, work, False)
+        async with self._write_lock:
+            return await loop.run_in_executor(self._thread(), _run_in_session, engine, work, True)
+
     def _sqlite_engine(self, *, durable: bool) -> Engine:
         key = "durable" if durable else "normal"
         engine = self._sync_engines.get(key)
@@ -100,6 +122,14 @@ class Database:
 def _run_in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
     with engine.begin() as connection:
         return work(connection)
+
+
+def _run_in_session(engine: Engine, work: Callable[[Session], T], commit: bool) -> T:
+    with Session(engine, expire_on_commit=False) as session:
+        if not commit:
+            return work(session)
+        with session.begin():
+            return work(session)
 
 
 def _dispose_all(engines: list[Engine]) -> None:

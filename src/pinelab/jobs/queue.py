@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Update, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pinelab.accounts.models import User
 from pinelab.clock import now
@@ -102,8 +103,7 @@ async def claim(db: Database, *, owner: str, lease_seconds: float) -> Job | None
         .returning(Job)
         .execution_options(synchronize_session=False)
     )
-    async with db.transaction() as session:
-        return (await session.execute(statement)).scalar_one_or_none()
+    return await db.run_session(lambda session: session.execute(statement).scalar_one_or_none())
 
 
 async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: float) -> bool:
@@ -116,8 +116,9 @@ async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: flo
 
 async def complete(db: Database, job: Job, *, owner: str, attempt: Attempt | None = None) -> bool:
     """Mark a job done; False when the lease was lost to another worker."""
-    async with db.transaction() as session:
-        done = await _update_owned(
+
+    def finish(session: Session) -> bool:
+        done = _update_owned_sync(
             session,
             job,
             owner,
@@ -128,7 +129,9 @@ async def complete(db: Database, job: Job, *, owner: str, attempt: Attempt | Non
         )
         if done and attempt is not None:
             _record_attempt(session, job, attempt, SUCCEEDED)
-    return done
+        return done
+
+    return await db.run_session(finish)
 
 
 async def retry_later(
@@ -227,7 +230,9 @@ async def delete_finished(session: AsyncSession, *, finished_before: datetime) -
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _record_attempt(session: AsyncSession, job: Job, attempt: Attempt, outcome: str) -> None:
+def _record_attempt(
+    session: Session | AsyncSession, job: Job, attempt: Attempt, outcome: str
+) -> None:
     session.add(
         JobAttempt(
             job_id=job.id,
@@ -284,11 +289,19 @@ def _is_id(value: object) -> bool:
 
 
 async def _update_owned(session: AsyncSession, job: Job, owner: str, **values: Any) -> bool:
-    statement = (
+    result = await session.execute(_owned_update(job, owner, values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _update_owned_sync(session: Session, job: Job, owner: str, **values: Any) -> bool:
+    result = session.execute(_owned_update(job, owner, values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _owned_update(job: Job, owner: str, values: dict[str, Any]) -> Update:
+    return (
         update(Job)
         .where(Job.id == job.id, Job.lease_owner == owner, Job.status == RUNNING)
         .values(updated_at=now(), **values)
         .execution_options(synchronize_session=False)
     )
-    result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]

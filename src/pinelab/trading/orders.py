@@ -1,4 +1,9 @@
-"""Our orders in the database: create them; apply broker truth (fills, status, positions)."""
+"""Our orders in the database: create them; apply broker truth (fills, status, positions).
+
+The functions take a synchronous `Session` (the execution path runs whole transactions in one
+`Database.run_session` hop); `find_order`, `move` and `apply_report` also come in the async
+form for callers holding an `AsyncSession`, running the same code through `run_sync`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderStatus, OrderStatusReport
 from pinelab.clock import now
@@ -31,14 +37,19 @@ def leg_client_order_id(parent: str, leg: str) -> str:
     return f"{parent}-{'tp' if leg == 'take_profit' else 'sl'}"
 
 
+def find_order_sync(session: Session, client_id: str, *, for_update: bool = False) -> Order | None:
+    """Return our order with this client_order_id (locked for update when asked)."""
+    query = select(Order).where(Order.client_order_id == client_id)
+    if for_update and session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
 async def find_order(
     session: AsyncSession, client_id: str, *, for_update: bool = False
 ) -> Order | None:
     """Return our order with this client_order_id."""
-    query = select(Order).where(Order.client_order_id == client_id)
-    if for_update and session.get_bind().dialect.name != "sqlite":
-        query = query.with_for_update()
-    return (await session.execute(query)).scalar_one_or_none()
+    return await session.run_sync(find_order_sync, client_id, for_update=for_update)
 
 
 def new_order(request: OrderRequest, **fields: Any) -> Order:
@@ -60,7 +71,7 @@ def new_order(request: OrderRequest, **fields: Any) -> Order:
 
 
 def record_event(
-    session: AsyncSession,
+    session: Session | AsyncSession,
     order: Order,
     event: str,
     before: str | None,
@@ -79,8 +90,12 @@ def record_event(
     )
 
 
-async def move(
-    session: AsyncSession, order: Order, event: OrderEventType, *, reason: str | None = None
+def move_sync(
+    session: Session | AsyncSession,
+    order: Order,
+    event: OrderEventType,
+    *,
+    reason: str | None = None,
 ) -> bool:
     """Apply one state-machine event to an order and record it; tell whether it changed."""
     before = order.status
@@ -92,17 +107,32 @@ async def move(
     return True
 
 
+async def move(
+    session: AsyncSession, order: Order, event: OrderEventType, *, reason: str | None = None
+) -> bool:
+    """Apply one state-machine event to an order and record it; tell whether it changed."""
+    return move_sync(session, order, event, reason=reason)
+
+
 async def apply_report(session: AsyncSession, order: Order, report: OrderStatusReport) -> OrderSync:
     """Bring one order (and its position) in line with the venue's report."""
-    commission = await session.scalar(
-        select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
-    )
+    return await session.run_sync(apply_report_sync, order, report)
+
+
+def apply_report_sync(session: Session, order: Order, report: OrderStatusReport) -> OrderSync:
+    """Bring one order (and its position) in line with the venue's report, through sync_order."""
+    commission = ZERO
+    if order.filled_quantity:  # commission is only ever booked with a fill
+        total = session.scalar(
+            select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
+        )
+        commission = Decimal(str(total or 0))
     snapshot = OrderSnapshot(
         status=OrderStatus(order.status),
         filled_quantity=order.filled_quantity,
         average_fill_price=order.average_fill_price,
         broker_order_id=order.broker_order_id,
-        commission=Decimal(str(commission or 0)),
+        commission=commission,
     )
     sync = sync_order(snapshot, report)
     if sync.broker_order_id:
@@ -110,19 +140,19 @@ async def apply_report(session: AsyncSession, order: Order, report: OrderStatusR
     if order.quantity == 0 and report.quantity:
         order.quantity = report.quantity
     for fill in sync.fills:
-        await _record_fill(
+        _record_fill(
             session, order, fill.broker_fill_id, fill.quantity, fill.price, fill.commission, report
         )
     if sync.event is not None:
-        await move(session, order, sync.event, reason=sync.reason)
+        move_sync(session, order, sync.event, reason=sync.reason)
     if sync.conflict:
         record_event(session, order, "conflict", order.status, {"reason": sync.conflict})
     order.updated_at = now()
     return sync
 
 
-async def _record_fill(
-    session: AsyncSession,
+def _record_fill(
+    session: Session,
     order: Order,
     fill_id: str,
     quantity: Decimal,
@@ -130,7 +160,7 @@ async def _record_fill(
     commission: Decimal,
     report: OrderStatusReport,
 ) -> None:
-    position = await _position_for(session, order)
+    position = _position_for(session, order)
     state = PositionState(
         position.quantity, position.average_price, position.realized_pnl, position.commissions
     )
@@ -167,13 +197,13 @@ def order_side(order: Order) -> OrderSide:
     return OrderSide(order.side)
 
 
-async def _position_for(session: AsyncSession, order: Order) -> Position:
+def _position_for(session: Session, order: Order) -> Position:
     query = select(Position).where(
         Position.broker_account_id == order.broker_account_id,
         Position.strategy_id == order.strategy_id,
         Position.ticker == order.ticker,
     )
-    position = (await session.execute(query)).scalar_one_or_none()
+    position = session.execute(query).scalar_one_or_none()
     if position is None:
         position = Position(
             user_id=order.user_id,
@@ -186,12 +216,12 @@ async def _position_for(session: AsyncSession, order: Order) -> Position:
             commissions=ZERO,
         )
         session.add(position)
-        await session.flush()
+        session.flush()
     return position
 
 
-async def current_position(
-    session: AsyncSession, *, broker_account_id: int, strategy_id: int | None, ticker: str
+def current_position(
+    session: Session, *, broker_account_id: int, strategy_id: int | None, ticker: str
 ) -> Decimal:
     """Return the strategy's position in a ticker at an account (0 when none)."""
     query = select(Position.quantity).where(
@@ -199,14 +229,12 @@ async def current_position(
         Position.strategy_id == strategy_id,
         Position.ticker == ticker,
     )
-    return (await session.execute(query)).scalar_one_or_none() or ZERO
+    return session.execute(query).scalar_one_or_none() or ZERO
 
 
-async def mark_price(
-    session: AsyncSession, *, broker_account_id: int, ticker: str, price: Decimal
-) -> None:
+def mark_price(session: Session, *, broker_account_id: int, ticker: str, price: Decimal) -> None:
     """Record the last known price on every position in the ticker at the account."""
-    await session.execute(
+    session.execute(
         update(Position)
         .where(Position.broker_account_id == broker_account_id, Position.ticker == ticker)
         .values(last_price=price, last_price_at=now())
@@ -214,8 +242,8 @@ async def mark_price(
     )
 
 
-async def open_orders(
-    session: AsyncSession,
+def open_orders(
+    session: Session,
     *,
     broker_account_id: int,
     symbol: str | None = None,
@@ -230,4 +258,4 @@ async def open_orders(
         query = query.where(Order.symbol == symbol)
     if strategy_id is not None:
         query = query.where(Order.strategy_id == strategy_id)
-    return list((await session.execute(query.order_by(Order.id))).scalars())
+    return list(session.execute(query.order_by(Order.id)).scalars())
