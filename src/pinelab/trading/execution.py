@@ -415,7 +415,11 @@ async def _place(run: _Execution, step: _Step) -> Outcome:
         raise prepared.refusal
     existing = prepared.existing
     if existing is not None and existing.status != OrderStatus.NEW.value:
-        return Outcome(account.id, True, f"order {existing.id} is {existing.status}")
+        # The (signal, account) order exists: never a second one. One that never made it (failed,
+        # rejected) leaves the signal failed, also when a dead letter is replayed.
+        refused = existing.status in (OrderStatus.FAILED.value, OrderStatus.REJECTED.value)
+        detail = f": {existing.reason}" if refused and existing.reason else ""
+        return Outcome(account.id, not refused, f"order {existing.id} is {existing.status}{detail}")
     if existing is not None:
         adopted = await step.broker.fetch_order_by_client_id(step.client_id)
         if adopted is not None:

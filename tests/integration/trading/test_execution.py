@@ -273,6 +273,21 @@ async def test_executing_a_signal_twice_places_one_order(
     assert history == ["created", "submitted", "filled"]
 
 
+async def test_running_a_refused_signal_again_keeps_it_failed_and_places_nothing(
+    context: AppContext, seeded: Seeded
+) -> None:
+    signal = await _run(context, seeded, quantity="5000", price="100")
+    assert signal.status == "failed"
+    async with context.db.transaction() as session:
+        stored = await session.get(Signal, signal.id)
+        stored.status = "accepted"  # as a dead-letter replay does
+    await execute_signal(context, signal.id)
+    again = await _get(context, Signal, signal.id)
+    assert again.status == "failed"
+    assert "rejected" in (again.reason or "")
+    assert len(await _all(context, Order)) == 1
+
+
 def test_client_order_id_is_deterministic_and_venue_safe() -> None:
     first = orders.client_order_id(42, 7)
     assert first == orders.client_order_id(42, 7)
