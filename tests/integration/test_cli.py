@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,26 +12,9 @@ from sqlalchemy import select
 from pinelab.accounts import security, service
 from pinelab.accounts.models import User
 from pinelab.db import Database
+from tests.cli_support import run_pinelab
 
 PASSWORD = "blue-harbour-lantern-42"
-
-
-def run_pinelab(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PINELAB_DATA_DIR": str(data_dir),
-        "PINELAB_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'cli.db'}",
-        "PINELAB_ENV": "test",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "pinelab", *args],
-        cwd=data_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,11 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 
 
+def next_cursor(next_id: int | None) -> str | None:
+    """Return the cursor of the next page, or None on the last page."""
+    return encode_cursor(next_id) if next_id is not None else None
+
+
 def decode_cursor(cursor: str) -> int:
     """Return the id a cursor continues after, or raise a 422 naming `cursor`."""
     try:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from pinelab.accounts.dependencies import CurrentUser
 from pinelab.api.deps import ContextDep, PageDep
-from pinelab.api.pagination import Page, encode_cursor
+from pinelab.api.pagination import Page, next_cursor
 from pinelab.brokers import service
 from pinelab.brokers.dependencies import ValidBrokerAccount
 from pinelab.brokers.schemas import (
@@ -56,7 +56,7 @@ async def list_broker_accounts(
         )
     return Page[BrokerAccountRead](
         items=[BrokerAccountRead.model_validate(account) for account in accounts],
-        next_cursor=encode_cursor(next_id) if next_id is not None else None,
+        next_cursor=next_cursor(next_id),
     )
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from pinelab.accounts.dependencies import CurrentAdmin
 from pinelab.api.deps import ContextDep, PageDep
-from pinelab.api.pagination import Page, encode_cursor
+from pinelab.api.pagination import Page, next_cursor
 from pinelab.jobs import dead_letters
 from pinelab.jobs.schemas import DeadLetterDetail, DeadLetterFilters, DeadLetterRead, ReplayResult
 from pinelab.signals.schemas import MAX_ID
@@ -40,7 +40,7 @@ async def list_dead_letters(
         )
     return Page[DeadLetterRead](
         items=[DeadLetterRead.of(letter) for letter in letters],
-        next_cursor=encode_cursor(next_id) if next_id is not None else None,
+        next_cursor=next_cursor(next_id),
     )
 
 

@@ -13,7 +13,7 @@ from pinelab.accounts.dependencies import CurrentUser
 from pinelab.api.context import AppContext
 from pinelab.api.deps import ContextDep, PageDep
 from pinelab.api.errors import error_body, status_for
-from pinelab.api.pagination import Page, encode_cursor
+from pinelab.api.pagination import Page, next_cursor
 from pinelab.api.request import client_ip, read_capped_body
 from pinelab.errors import AuthorizationError, BusinessLogicError
 from pinelab.signals import queries
@@ -130,7 +130,7 @@ async def list_signals(
         )
     return Page[SignalRead](
         items=[SignalRead.model_validate(signal) for signal in signals],
-        next_cursor=encode_cursor(next_id) if next_id is not None else None,
+        next_cursor=next_cursor(next_id),
     )
 
 

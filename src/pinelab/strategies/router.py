@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from pinelab.accounts.dependencies import CurrentUser
 from pinelab.api.deps import ContextDep, PageDep
-from pinelab.api.pagination import Page, encode_cursor
+from pinelab.api.pagination import Page, next_cursor
 from pinelab.strategies import service
 from pinelab.strategies.dependencies import ValidStrategy
 from pinelab.strategies.schemas import StrategyCreate, StrategyCreated, StrategyRead, StrategyUpdate
@@ -44,7 +44,7 @@ async def list_strategies(
         )
     return Page[StrategyRead](
         items=[StrategyRead.from_model(strategy) for strategy in strategies],
-        next_cursor=encode_cursor(next_id) if next_id is not None else None,
+        next_cursor=next_cursor(next_id),
     )
 
 

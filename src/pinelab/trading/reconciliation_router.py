@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Path
 
 from pinelab.accounts.dependencies import CurrentAdmin, CurrentUser
 from pinelab.api.deps import ContextDep, PageDep
-from pinelab.api.pagination import Page, encode_cursor
+from pinelab.api.pagination import Page, next_cursor
 from pinelab.signals.schemas import MAX_ID
 from pinelab.trading import reconciliation
 from pinelab.trading.models import ReconciliationRun
@@ -35,7 +35,7 @@ CREATED: Responses = {
 def _page(runs: list[ReconciliationRun], next_id: int | None) -> Page[ReconciliationRunRead]:
     return Page[ReconciliationRunRead](
         items=[ReconciliationRunRead.model_validate(run) for run in runs],
-        next_cursor=encode_cursor(next_id) if next_id is not None else None,
+        next_cursor=next_cursor(next_id),
     )
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from pinelab.accounts.dependencies import CurrentUser
 from pinelab.api.deps import ContextDep, PageDep
-from pinelab.api.pagination import Page, encode_cursor
+from pinelab.api.pagination import Page, next_cursor
 from pinelab.signals.schemas import MAX_ID
 from pinelab.trading import queries
 from pinelab.trading.schemas import (
@@ -27,10 +27,6 @@ from pinelab.trading.schemas import (
 router = APIRouter(tags=["orders, positions, P&L"])
 
 
-def _cursor(next_id: int | None) -> str | None:
-    return encode_cursor(next_id) if next_id is not None else None
-
-
 @router.get("/orders")
 async def list_orders(
     user: CurrentUser,
@@ -44,7 +40,7 @@ async def list_orders(
             session, user_id=user.id, filters=filters, limit=page.limit, before_id=page.before_id
         )
     items = [OrderRead.model_validate(order) for order in orders]
-    return Page[OrderRead](items=items, next_cursor=_cursor(next_id))
+    return Page[OrderRead](items=items, next_cursor=next_cursor(next_id))
 
 
 @router.get("/orders/{order_id}", responses={404: {"description": "No such order of yours"}})
@@ -74,7 +70,7 @@ async def list_fills(
             session, user_id=user.id, filters=filters, limit=page.limit, before_id=page.before_id
         )
     items = [FillRead.model_validate(fill) for fill in fills]
-    return Page[FillRead](items=items, next_cursor=_cursor(next_id))
+    return Page[FillRead](items=items, next_cursor=next_cursor(next_id))
 
 
 @router.get("/positions")
@@ -90,7 +86,7 @@ async def list_positions(
             session, user_id=user.id, filters=filters, limit=page.limit, before_id=page.before_id
         )
     items = [queries.position_read(position) for position in positions]
-    return Page[PositionRead](items=items, next_cursor=_cursor(next_id))
+    return Page[PositionRead](items=items, next_cursor=next_cursor(next_id))
 
 
 @router.get("/pnl")

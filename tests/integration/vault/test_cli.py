@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -24,27 +21,9 @@ from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.vault import build_vault
 from pinelab.vault.rotation import count_by_key
+from tests.cli_support import run_pinelab
 from tests.factories import seed_strategy
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
-
-
-def run_pinelab(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    variables = {
-        **os.environ,
-        "PINELAB_DATA_DIR": str(data_dir),
-        "PINELAB_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'cli.db'}",
-        "PINELAB_ENV": "test",
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "pinelab", *args],
-        cwd=data_dir,
-        env=variables,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
