@@ -394,6 +394,7 @@ async def reconcile(
 ) -> ReconciliationRun:
     """Run one reconciliation pass and return its stored report."""
     run = await reconciler_for(context).run(trigger=trigger, scope=scope, requested_by=requested_by)
+    context.metrics.reconciliation_fixed(run.updated)
     if run.flagged and context.worker is not None:
         context.worker.wake()  # owner emails may have been queued
     return run

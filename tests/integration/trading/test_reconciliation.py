@@ -128,6 +128,8 @@ async def test_fill_made_while_we_were_not_looking_is_recorded_once(
     again = await _run(context, seeded)
     assert (again.checked, again.updated, again.fills_recorded) == (0, 0, 0)
     assert len(await _all(context, Fill)) == 1
+    fixes = context.metrics.registry.get_sample_value("pinelab_reconciliation_fixes_total")
+    assert fixes == 1
 
 
 async def test_order_the_broker_took_while_we_lost_the_answer_is_adopted(
