@@ -69,13 +69,14 @@ def sync_order(order: OrderSnapshot, report: OrderStatusReport) -> OrderSync:
                 f" we have {order.status.value}"
             )
         return OrderSync((), None, new_broker_id, None, conflict)
-    event: OrderEventType | None = _event_for(report.status, has_fills=bool(fills))
+    reported = _event_for(report.status, has_fills=bool(fills))
+    event: OrderEventType | None = reported
     conflict = None
-    if event is not None and not is_legal(order.status, event):
+    if not is_legal(order.status, reported):
         conflict = f"venue reports {report.status.value}; illegal from {order.status.value}"
         event = None
-    elif event is not None and next_status(order.status, event) is order.status:
-        event = None
+    elif next_status(order.status, reported) is order.status:
+        event = None  # stale or repeated news
     reason = (
         report.reason
         if report.status in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.EXPIRED)
