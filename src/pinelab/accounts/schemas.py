@@ -5,41 +5,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from pinelab.accounts.models import User
 from pinelab.accounts.service import MAX_PASSWORD_LENGTH, IssuedTokens
+from pinelab.api.schemas import StrictBody
 
 # Refresh tokens we issue are 43 characters; the cap only bounds what is read.
 RefreshTokenField = Annotated[str, Field(min_length=1, max_length=256)]
 PasswordField = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RegisterRequest(_Request):
+class RegisterRequest(StrictBody):
     """A new account: email and password (12 to 128 characters, not a common one)."""
 
     email: EmailStr
     password: PasswordField
 
 
-class LoginRequest(_Request):
+class LoginRequest(StrictBody):
     """Credentials of an account."""
 
     email: Annotated[str, Field(min_length=1, max_length=320)]
     password: PasswordField
 
 
-class RefreshRequest(_Request):
+class RefreshRequest(StrictBody):
     """A refresh token to trade for new tokens."""
 
     refresh_token: RefreshTokenField
 
 
-class LogoutRequest(_Request):
+class LogoutRequest(StrictBody):
     """The refresh token of the session to end."""
 
     refresh_token: RefreshTokenField

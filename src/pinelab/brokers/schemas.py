@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from pinelab.api.schemas import StrictBody
 from pinelab.brokers.credentials import BrokerCredentials, exchange_facts, is_ccxt_exchange
 
 # The kinds this build can create; each has its own member of `AccountSpec` below.
@@ -42,12 +43,6 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 StartingCash = Annotated[Decimal, Field(gt=0, le=MAX_CASH, max_digits=30, decimal_places=8)]
 Commission = Annotated[Decimal, Field(ge=0, le=MAX_COMMISSION, max_digits=24, decimal_places=8)]
 SlippageBps = Annotated[Decimal, Field(ge=0, le=MAX_SLIPPAGE_BPS, max_digits=12, decimal_places=4)]
-
-
-class StrictBody(BaseModel):
-    """A request body: unknown fields are rejected (422 naming the field)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class PaperAccountCreate(StrictBody):

@@ -7,11 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pinelab.api.schemas import QueryFilters
 from pinelab.jobs.dead_letters import DeadLetterRecord, public_payload
 from pinelab.jobs.models import DeadLetter
 
 
-class DeadLetterFilters(BaseModel):
+class DeadLetterFilters(QueryFilters):
     """Which dead letters to list."""
 
     kind: str | None = Field(None, max_length=48, description="Only jobs of this kind")

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from pinelab.api.schemas import QueryFilters
+
 MAX_ID = 2**63 - 1
 
 SignalStatus = Literal["accepted", "rejected", "duplicate", "executed", "failed"]
@@ -30,7 +32,7 @@ RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Ticker = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class SignalFilters(BaseModel):
+class SignalFilters(QueryFilters):
     """Which signals to list; every filter is optional and they combine with AND."""
 
     strategy_id: RowId | None = Field(None, description="Only this strategy's signals")

@@ -14,13 +14,13 @@ from typing import Annotated, Self, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
 
+from pinelab.api.schemas import StrictBody
 from pinelab.signals.intent import QuantityType
 from pinelab.strategies.models import Strategy
 
@@ -62,12 +62,6 @@ BrokerAccountIds = Annotated[
 AllowedSymbols = Annotated[
     list[Ticker], Field(min_length=1, max_length=MAX_ALLOWED_SYMBOLS), AfterValidator(_unique)
 ]
-
-
-class StrictBody(BaseModel):
-    """A request body: unknown fields are rejected (422 naming the field)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class SizingRule(StrictBody):

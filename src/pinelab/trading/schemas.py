@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pinelab.api.schemas import QueryFilters
 from pinelab.brokers.base import OrderStatus
 from pinelab.signals.schemas import RowId, Ticker, UtcDateTime
 
@@ -22,7 +23,7 @@ EARLIEST_DATE = date(1970, 1, 1)
 LATEST_DATE = date(9999, 12, 30)
 
 
-class _TimeRange(BaseModel):
+class _TimeRange(QueryFilters):
     """A half-open time range [from, to) on the row's own timestamp."""
 
     def _check_range(self, start: datetime | None, end: datetime | None) -> None:
@@ -63,7 +64,7 @@ class FillFilters(_TimeRange):
         return self
 
 
-class PositionFilters(BaseModel):
+class PositionFilters(QueryFilters):
     """Which positions to list."""
 
     broker_account_id: RowId | None = Field(None, description="Only positions in this account")
@@ -72,10 +73,10 @@ class PositionFilters(BaseModel):
     include_flat: bool = Field(False, description="Also list positions whose quantity is 0")
 
 
-class PnlQuery(BaseModel):
-    """Which P&L to report and how to break it down."""
+class PnlQuery(QueryFilters):
+    """Which P&L to report and how to break it down (unknown parameters are ignored)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     broker_account_id: RowId | None = Field(None, description="Only this account")
     strategy_id: RowId | None = Field(None, description="Only this strategy")
