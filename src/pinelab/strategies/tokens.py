@@ -11,29 +11,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import secrets
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
 
+from pinelab.accounts.security import hash_opaque_token, new_opaque_token
 from pinelab.db import Database
 from pinelab.strategies.models import Strategy
 
-TOKEN_BYTES = 32
 CACHE_TTL_SECONDS = 2.0
 CACHE_MAX_ENTRIES = 10_000
 
 
-def new_token() -> str:
-    """Return a fresh webhook token (shown to the user once)."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def hash_token(token: str) -> str:
-    """Return the stored form of a token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+# A webhook token is an opaque token like a refresh or reset token: one definition of how one
+# is made and of the only form in which it is stored.
+new_token = new_opaque_token
+hash_token = hash_opaque_token
 
 
 def hash_passphrase(passphrase: str, *, key: str) -> str:
