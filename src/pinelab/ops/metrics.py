@@ -66,6 +66,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._alert_children: dict[str, Counter] = {}
         self._build_http()
         self._build_alerts_and_orders()
         self._build_jobs()
@@ -140,8 +142,16 @@ class Metrics:
 
     def request_finished(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.request_seconds.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # labels() costs microseconds: resolve each combination once
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def error(self, error_type: str) -> None:
         """Count one error answer (or unhandled error) of this type."""
@@ -153,7 +163,10 @@ class Metrics:
 
     def alert_stored(self, outcome: str) -> None:
         """Count one stored alert by its outcome: accepted, rejected or duplicate."""
-        self.alerts.labels(outcome).inc()
+        child = self._alert_children.get(outcome)
+        if child is None:
+            child = self._alert_children[outcome] = self.alerts.labels(outcome)
+        child.inc()
 
     def order_status(self, status: str) -> None:
         """Count one order moving to `status`."""
