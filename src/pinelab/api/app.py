@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pinelab import __version__
 from pinelab.accounts.router import router as auth_router
@@ -27,8 +28,8 @@ from pinelab.ops import shutdown
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
+from pinelab.signals.router import WEBHOOK_PATH, WebhookEndpoint, webhook_router
 from pinelab.signals.router import router as signals_router
-from pinelab.signals.router import webhook_fast_route, webhook_router
 from pinelab.signals.service import Ingestor
 from pinelab.signals.writer import SignalWriter
 from pinelab.strategies.router import router as strategies_router
@@ -88,11 +89,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await shutdown.shut_down(context)
 
 
+class PineLabApp(FastAPI):
+    """FastAPI, with the webhook (the hot path) answered before FastAPI's request handling."""
+
+    webhook: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send webhook calls straight to the webhook endpoint, everything else to FastAPI."""
+        if self.webhook is not None and scope["type"] == "http" and WebhookEndpoint.handles(scope):
+            scope["app"] = self
+            await self.webhook(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Create the PineLab ASGI app."""
     settings = settings or Settings()
     configure_logging(settings)
-    app = FastAPI(
+    app = PineLabApp(
         title="PineLab",
         version=__version__,
         description="TradingView alerts to broker orders, with a faithful record of everything.",
@@ -112,8 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.context.metrics)
-    app.router.routes.append(webhook_fast_route())  # first match: answers every webhook
-    app.include_router(webhook_router)  # the same handler, for the OpenAPI document
+    app.webhook = RequestContextMiddleware(
+        WebhookEndpoint(app.state.context), metrics=app.state.context.metrics, route=WEBHOOK_PATH
+    )
+    app.include_router(webhook_router)  # the same handling, for the OpenAPI document
     app.include_router(health_router)
     app.include_router(docs_router)
     for router in (

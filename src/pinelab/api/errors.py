@@ -72,17 +72,39 @@ def status_for(exc: errors.BusinessLogicError) -> int:
     return 400
 
 
+def business_error_answer(
+    exc: errors.BusinessLogicError,
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """Return the (status, headers, body) a domain error is answered with."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthenticationError) else {}
+    if isinstance(exc, errors.RateLimitExceeded):
+        headers["Retry-After"] = str(exc.retry_after)
+    body = error_body(type(exc).__name__, exc.message, [d.as_dict() for d in exc.details])
+    return status_for(exc), headers, body
+
+
+def unstorable_text_body() -> dict[str, Any]:
+    """Build the 422 body for text the database cannot store (NUL on PostgreSQL)."""
+    return error_body(
+        "ValidationError",
+        "Text must not contain NUL characters",
+        [{"field": "body", "message": "contains a NUL character", "type": "value_error"}],
+    )
+
+
+def is_unstorable_text(exc: BaseException) -> bool:
+    """Tell whether a database error is about text it cannot store."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == UNSTORABLE_TEXT
+
+
 async def _business_error(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(
         exc, errors.BusinessLogicError
     ):  # pragma: no cover - registration guarantees it
         return await _unhandled_error(_, exc)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, errors.AuthenticationError) else {}
-    if isinstance(exc, errors.RateLimitExceeded):
-        headers["Retry-After"] = str(exc.retry_after)
-    body = error_body(type(exc).__name__, exc.message, [d.as_dict() for d in exc.details])
+    status, headers, body = business_error_answer(exc)
     _count(_, type(exc).__name__)
-    return JSONResponse(body, status_code=status_for(exc), headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
@@ -119,15 +141,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", None) == UNSTORABLE_TEXT:
+    if is_unstorable_text(exc):
         _count(request, "ValidationError")
-        body = error_body(
-            "ValidationError",
-            "Text must not contain NUL characters",
-            [{"field": "body", "message": "contains a NUL character", "type": "value_error"}],
-        )
-        return JSONResponse(body, status_code=422)
+        return JSONResponse(unstorable_text_body(), status_code=422)
     return await _unhandled_error(request, exc)
 
 

@@ -1,11 +1,15 @@
-"""Reading requests safely: a capped body and the real client address."""
+"""Reading requests safely: a capped body and the real client address.
+
+Both work on the raw ASGI interface, so the webhook's hot path (a bare ASGI endpoint) and the
+FastAPI routes (through `Request`) read requests the same way.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 
 from fastapi import Request
-from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from pinelab.errors import BusinessLogicError
 
@@ -15,34 +19,47 @@ class RequestAborted(BusinessLogicError):
 
 
 async def read_capped_body(request: Request, cap: int) -> tuple[bytes, bool]:
-    """Read at most `cap` bytes of the body; return (body, whether it was cut)."""
-    try:
-        return await _read(request, cap)
-    except ClientDisconnect as exc:
-        raise RequestAborted("The client disconnected before sending its whole body") from exc
+    """Read at most `cap` bytes of a request's body; return (body, whether it was cut)."""
+    return await receive_capped_body(request.receive, cap)
 
 
-async def _read(request: Request, cap: int) -> tuple[bytes, bool]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) <= cap:
-        return await request.body(), False
+async def receive_capped_body(receive: Receive, cap: int) -> tuple[bytes, bool]:
+    """Read at most `cap` bytes of the body from ASGI `receive`; return (body, whether it was cut).
+
+    Reading stops at the cap: the rest is never buffered.
+    """
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the whole body in one message: the usual case
+        return (body[:cap], True) if len(body) > cap else (body, False)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        if message["type"] != "http.request":  # http.disconnect
+            raise RequestAborted("The client disconnected before sending its whole body")
+        chunk = message.get("body", b"")
         chunks.append(chunk)
         size += len(chunk)
         if size > cap:
             return b"".join(chunks)[:cap], True
-    return b"".join(chunks), False
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        message = await receive()
 
 
 def client_ip(request: Request, trusted_proxies: list[str]) -> str | None:
     """Return the client address, believing X-Forwarded-For only from a trusted proxy."""
     peer = request.client.host if request.client else None
+    return resolve_client_ip(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
+
+
+def resolve_client_ip(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: list[str]
+) -> str | None:
+    """Return the client address from the peer and its X-Forwarded-For header."""
     if peer is None or not trusted_proxies or peer not in trusted_proxies:
         return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
     for hop in reversed(hops):
         if hop not in trusted_proxies:
             try:

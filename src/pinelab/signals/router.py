@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import orjson
+import structlog
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from starlette.routing import Route
+from sqlalchemy.exc import DBAPIError
+from starlette.types import Receive, Scope, Send
 
 from pinelab.accounts.dependencies import CurrentUser
 from pinelab.api.context import AppContext
 from pinelab.api.deps import ContextDep, PageDep
-from pinelab.api.errors import error_body, status_for
+from pinelab.api.errors import (
+    business_error_answer,
+    error_body,
+    is_unstorable_text,
+    status_for,
+    unstorable_text_body,
+)
 from pinelab.api.pagination import Page, next_cursor
-from pinelab.api.request import client_ip, read_capped_body
+from pinelab.api.request import receive_capped_body, resolve_client_ip
 from pinelab.errors import AuthorizationError, BusinessLogicError
 from pinelab.signals import queries
 from pinelab.signals.exceptions import AlertTooLarge
 from pinelab.signals.schemas import MAX_ID, SignalFilters, SignalRead
-from pinelab.signals.service import RecordedRejection, UnknownWebhook
+from pinelab.signals.service import IngestResult, RecordedRejection, UnknownWebhook
+
+log = structlog.get_logger(__name__)
 
 MAX_TOKEN_LENGTH = 128
-WEBHOOK_PATH = "/webhooks/{token}"
+WEBHOOK_PREFIX = "/webhooks/"
+WEBHOOK_PATH = WEBHOOK_PREFIX + "{token}"
+SERVICE_UNAVAILABLE = "ServiceUnavailable"
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
 
 webhook_router = APIRouter(tags=["webhooks"])
@@ -75,45 +88,155 @@ _ALERT_EXAMPLE = {
 )
 async def receive_alert(request: Request) -> Response:
     """Store an alert durably with its execution job, then answer 202 with the signal id."""
-    # The hot path: no dependencies to solve, the context is read straight off the app.
-    token: str = request.path_params["token"]
-    context: AppContext = request.app.state.context
+    # Documents the webhook in the OpenAPI schema; the app answers it with `WebhookEndpoint`,
+    # which runs the same `answer_alert` without FastAPI's request handling.
+    answer = await answer_alert(
+        request.app.state.context,
+        token=request.path_params["token"],
+        receive=request.receive,
+        peer=request.client.host if request.client else None,
+        content_type=request.headers.get("content-type"),
+        forwarded_for=request.headers.get("x-forwarded-for"),
+    )
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """The status, JSON body and extra headers of a webhook's answer."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+async def answer_alert(
+    context: AppContext,
+    *,
+    token: str,
+    receive: Receive,
+    peer: str | None,
+    content_type: str | None,
+    forwarded_for: str | None,
+) -> WebhookAnswer:
+    """Store one alert with its execution job (or why it was refused) and build the answer.
+
+    A domain error becomes its 4xx answer; a database that cannot take the alert is a 503 (the
+    alert was not stored, so it was not acknowledged). Anything else is a bug and propagates.
+    """
+    try:
+        result = await _ingest(context, token, receive, peer, content_type, forwarded_for)
+    except RecordedRejection as rejection:
+        return _rejection_answer(rejection)
+    except BusinessLogicError as error:
+        context.metrics.error(type(error).__name__)
+        status, headers, body = business_error_answer(error)
+        return WebhookAnswer(status, orjson.dumps(body), headers)
+    except DBAPIError as error:
+        return _database_answer(context, error)
+    return WebhookAnswer(
+        202, orjson.dumps({"signal_id": result.signal_id, "status": result.status}), {}
+    )
+
+
+async def _ingest(
+    context: AppContext,
+    token: str,
+    receive: Receive,
+    peer: str | None,
+    content_type: str | None,
+    forwarded_for: str | None,
+) -> IngestResult:
     settings = context.settings
-    source_ip = client_ip(request, settings.trusted_proxies)
+    source_ip = resolve_client_ip(peer, forwarded_for, settings.trusted_proxies)
     if settings.tradingview_ips_only and source_ip not in TRADINGVIEW_IPS:
         raise AuthorizationError("Webhooks are accepted only from TradingView's addresses")
     if not 0 < len(token) <= MAX_TOKEN_LENGTH:
         raise UnknownWebhook
-    body, truncated = await read_capped_body(request, settings.webhook_max_body_bytes)
+    body, truncated = await receive_capped_body(receive, settings.webhook_max_body_bytes)
     if context.ingestor is None:
         raise RuntimeError("ingestion is not configured in this process")
-    try:
-        result = await context.ingestor.ingest(
-            token=token,
-            body=body,
-            content_type=request.headers.get("content-type"),
-            source_ip=source_ip,
-            truncated=truncated,
-        )
-    except RecordedRejection as rejection:
-        return _rejection_response(rejection)
-    content = orjson.dumps({"signal_id": result.signal_id, "status": result.status})
-    return Response(content, status_code=202, media_type="application/json")
+    return await context.ingestor.ingest(
+        token=token,
+        body=body,
+        content_type=content_type,
+        source_ip=source_ip,
+        truncated=truncated,
+    )
 
 
-def _rejection_response(rejection: RecordedRejection) -> Response:
+def _rejection_answer(rejection: RecordedRejection) -> WebhookAnswer:
     error = rejection.error
     if not isinstance(error, BusinessLogicError):
         raise error
     status = 413 if isinstance(error, AlertTooLarge) else status_for(error)
     body = error_body(type(error).__name__, error.message, [d.as_dict() for d in error.details])
     body["signal_id"] = rejection.signal_id
-    return Response(
-        orjson.dumps(body),
-        status_code=status,
-        media_type="application/json",
-        headers={"X-Signal-ID": str(rejection.signal_id)},
+    return WebhookAnswer(status, orjson.dumps(body), {"X-Signal-ID": str(rejection.signal_id)})
+
+
+def _database_answer(context: AppContext, error: DBAPIError) -> WebhookAnswer:
+    if is_unstorable_text(error):
+        context.metrics.error("ValidationError")
+        return WebhookAnswer(422, orjson.dumps(unstorable_text_body()), {})
+    log.error("alert_not_stored", error_type=type(error.orig).__name__)
+    context.metrics.error(SERVICE_UNAVAILABLE)
+    body = error_body(
+        SERVICE_UNAVAILABLE, "The alert could not be stored and was not accepted; send it again"
     )
+    return WebhookAnswer(503, orjson.dumps(body), {"Retry-After": "1"})
+
+
+class WebhookEndpoint:
+    """`POST /webhooks/{token}` as a bare ASGI app: the hot path every alert takes.
+
+    The app hands it every POST to /webhooks/<one segment> before FastAPI's own request
+    handling (exception middlewares, dependency solving, Request objects), which costs more than
+    the rest of ingestion. It keeps what matters from those layers: the request id, the request
+    metrics and the unhandled-error answer come from `RequestContextMiddleware` around it, and
+    domain errors get the one error body from `answer_alert`.
+    """
+
+    def __init__(self, context: AppContext) -> None:
+        self._context = context
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        """Tell whether a request is a webhook call (POST /webhooks/<token>)."""
+        path: str = scope["path"]
+        return (
+            scope["method"] == "POST"
+            and path.startswith(WEBHOOK_PREFIX)
+            and len(path) > len(WEBHOOK_PREFIX)
+            and "/" not in path[len(WEBHOOK_PREFIX) :]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one webhook call."""
+        content_type = forwarded_for = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded_for = value.decode("latin-1")
+        client = scope.get("client")
+        answer = await answer_alert(
+            self._context,
+            token=scope["path"][len(WEBHOOK_PREFIX) :],
+            receive=receive,
+            peer=client[0] if client else None,
+            content_type=content_type,
+            forwarded_for=forwarded_for,
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(answer.body)).encode("ascii")),
+        ]
+        headers.extend(
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()
+        )
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 @router.get("/signals")
@@ -142,12 +265,3 @@ async def get_signal(
     async with context.db.session() as session:
         signal = await queries.get_signal(session, user_id=user.id, signal_id=signal_id)
     return SignalRead.model_validate(signal)
-
-
-def webhook_fast_route() -> Route:
-    """Return the webhook as a plain Starlette route (no FastAPI request handling).
-
-    Mounted ahead of the FastAPI routes, it answers every webhook; the FastAPI declaration above
-    is the same handler and documents it in the OpenAPI schema.
-    """
-    return Route(WEBHOOK_PATH, receive_alert, methods=["POST"], name="receive_alert")

@@ -1,0 +1,118 @@
+"""The webhook's bare ASGI endpoint: what it keeps from the full stack, and its failure answers."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from pinelab.api.context import AppContext
+from pinelab.db import Database
+from pinelab.signals.models import Signal
+from tests.factories import Seeded, seed_strategy
+
+ALERT = {"ticker": "AAPL", "action": "buy", "quantity": "1", "price": "10", "id": "e1", "time": "t"}
+
+
+def _context(app: FastAPI) -> AppContext:
+    context: AppContext = app.state.context
+    return context
+
+
+@pytest.fixture
+async def seeded(app: FastAPI) -> Seeded:
+    return await seed_strategy(_context(app).db)
+
+
+async def _signals(app: FastAPI) -> int:
+    async with _context(app).db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(Signal)) or 0)
+
+
+def _webhook_requests(app: FastAPI) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(_context(app).metrics.render().decode()):
+        for sample in family.samples:
+            if sample.name == "pinelab_http_requests_total":
+                counts[f"{sample.labels['route']} {sample.labels['status']}"] = sample.value
+    return counts
+
+
+async def test_webhook_answers_carry_a_request_id_and_count_under_the_route_template(
+    app: FastAPI, client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    accepted = await client.post(
+        f"/webhooks/{seeded.token}", json=ALERT, headers={"X-Request-ID": "tv-42"}
+    )
+    unknown = await client.post("/webhooks/no-such-token", json=ALERT)
+    assert accepted.status_code == 202
+    assert accepted.headers["x-request-id"] == "tv-42"
+    assert accepted.headers["content-type"] == "application/json"
+    assert unknown.status_code == 404
+    assert len(unknown.headers["x-request-id"]) == 32
+    counts = _webhook_requests(app)
+    assert counts["/webhooks/{token} 202"] == 1
+    assert counts["/webhooks/{token} 404"] == 1
+    assert not any(seeded.token in key for key in counts)  # the secret never becomes a label
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/webhooks/abc", 405),
+        ("POST", "/webhooks/abc/extra", 404),
+        ("POST", "/webhooks/", 404),
+    ],
+)
+async def test_anything_but_a_post_to_one_token_is_left_to_the_api(
+    client: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, path, json=ALERT)
+    assert response.status_code == status
+    assert set(response.json()) == {"error", "message", "details"}
+    assert "x-request-id" in response.headers
+
+
+async def test_a_database_that_cannot_store_the_alert_is_503_and_nothing_is_acknowledged(
+    app: FastAPI, client: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db: Database = _context(app).db
+
+    async def disk_full(*_: Any, **__: Any) -> Any:
+        raise OperationalError("INSERT INTO signal", {}, sqlite3.OperationalError("disk is full"))
+
+    monkeypatch.setattr(db, "run_transaction", disk_full)
+    response = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"] == "ServiceUnavailable"
+    assert "not accepted" in body["message"]
+    assert "disk" not in body["message"]  # the cause is logged, not returned
+    assert response.headers["retry-after"] == "1"
+    monkeypatch.undo()
+    assert await _signals(app) == 0
+    retried = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
+    assert retried.status_code == 202  # once the database is back, the same alert is taken
+
+
+async def test_a_body_sent_in_chunks_is_read_whole(
+    app: FastAPI, client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    async def chunks() -> Any:
+        for part in (b"buy ", b"AAPL ", b"3"):
+            yield part
+
+    response = await client.post(
+        f"/webhooks/{seeded.token}", content=chunks(), headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 202, response.text
+    async with _context(app).db.session() as session:
+        signal = await session.get(Signal, response.json()["signal_id"])
+    assert signal is not None
+    assert signal.raw_body == "buy AAPL 3"
