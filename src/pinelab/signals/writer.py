@@ -9,13 +9,14 @@ fsync) serves every alert that arrived while the previous batch was being writte
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Connection, Table, and_, insert, or_, select
+from sqlalchemy import Connection, Dialect, String, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from pinelab.db import Database
@@ -124,6 +125,8 @@ def _store_batch(
     connection: Connection, batch: list[PendingSignal]
 ) -> list[tuple[int, str] | None]:
     """Write a batch of signals and their jobs (one transaction, run by the caller)."""
+    if connection.dialect.name == "sqlite":
+        return _store_batch_sqlite(connection, batch)
     _mark_duplicates(connection, batch)
     ids = list(connection.execute(_INSERT_SIGNALS, [item.values for item in batch]).scalars())
     jobs = [
@@ -136,20 +139,130 @@ def _store_batch(
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
 
 
-def _mark_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
-    """Mark repeats: same strategy and idempotency key, or same body inside the window."""
-    keyed = [
-        item
-        for item in batch
-        if item.values.get("idempotency_key") and item.values["status"] == ACCEPTED
+class _SQLiteStatements:
+    """The batch's statements for the stdlib sqlite3 driver: the hot path on SQLite.
+
+    SQLAlchemy compiles them once (positional `?` parameters) and the columns' own bind
+    processors convert the values, so rows are stored exactly as through Core; only the
+    per-statement overhead of Core is skipped.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        job_table = cast(Table, Job.__table__)
+        self.insert_signal, self.signal_columns = _compiled_insert(_SIGNAL_TABLE, dialect)
+        self.insert_job, self.job_columns = _compiled_insert(job_table, dialect, _JOB_FIELDS)
+        self._dialect = dialect
+        self._key_queries: dict[int, str] = {}
+
+    def key_query(self, count: int) -> str:
+        """Return the query for the ids of a strategy's signals with any of `count` keys."""
+        query = self._key_queries.get(count)
+        if query is None:
+            keys = [bindparam(f"k{index}", type_=String()) for index in range(count)]
+            statement = select(Signal.idempotency_key, Signal.id).where(
+                Signal.strategy_id == bindparam("strategy_id"), Signal.idempotency_key.in_(keys)
+            )
+            query = self._key_queries[count] = str(statement.compile(dialect=self._dialect))
+        return query
+
+
+_JOB_FIELDS = frozenset(job_values("kind", {}, max_attempts=1))
+_Column = tuple[str, Callable[[Any], Any] | None]
+_sqlite_statements: _SQLiteStatements | None = None
+
+
+def _compiled_insert(
+    table: Table, dialect: Dialect, only: frozenset[str] | None = None
+) -> tuple[str, list[_Column]]:
+    columns = [
+        column
+        for column in table.columns
+        if not column.primary_key and (only is None or column.name in only)
     ]
-    existing: dict[tuple[int, str | None], int] = {}
-    if keyed:
-        keys_by_strategy: dict[int, set[str]] = {}
-        for item in keyed:
+    compiled = (
+        insert(table).values({c.name: bindparam(c.name) for c in columns}).compile(dialect=dialect)
+    )
+    by_name = {column.name: column for column in columns}
+    order = compiled.positiontup or []
+    return str(compiled), [(name, by_name[name].type.bind_processor(dialect)) for name in order]
+
+
+def _row(values: dict[str, Any], columns: list[_Column]) -> tuple[Any, ...]:
+    return tuple(
+        values[name] if process is None else process(values[name]) for name, process in columns
+    )
+
+
+def _store_batch_sqlite(
+    connection: Connection, batch: list[PendingSignal]
+) -> list[tuple[int, str] | None]:
+    global _sqlite_statements
+    statements = _sqlite_statements
+    if statements is None:
+        statements = _sqlite_statements = _SQLiteStatements(connection.dialect)
+    driver = connection.connection.driver_connection
+    if driver is None:  # pragma: no cover - a live transaction always has its connection
+        raise RuntimeError("no database connection")
+    cursor = driver.cursor()
+    try:
+        existing: dict[tuple[int, str | None], int] = {}
+        for strategy_id, keys in _keys_by_strategy(batch).items():
+            query = statements.key_query(len(keys))
+            for key, signal_id in cursor.execute(query, (strategy_id, *keys)):
+                existing[(strategy_id, key)] = signal_id
+        _mark_repeats(batch, existing)
+        _mark_body_duplicates(connection, batch)
+        ids: list[int] = []
+        for item in batch:
+            cursor.execute(statements.insert_signal, _row(item.values, statements.signal_columns))
+            ids.append(cursor.lastrowid)
+        jobs = [
+            _row(
+                job_values(
+                    item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts
+                ),
+                statements.job_columns,
+            )
+            for item, signal_id in zip(batch, ids, strict=True)
+            if item.job_kind is not None and item.values["status"] == ACCEPTED
+        ]
+        if jobs:
+            cursor.executemany(statements.insert_job, jobs)
+    except sqlite3.IntegrityError as exc:  # raised as the Core path raises it
+        raise IntegrityError(statements.insert_signal, None, exc) from exc
+    finally:
+        cursor.close()
+    return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
+
+
+def _keys_by_strategy(batch: list[PendingSignal]) -> dict[int, list[str]]:
+    """Group the idempotency keys of the batch's accepted alerts by strategy."""
+    keys_by_strategy: dict[int, set[str]] = {}
+    for item in batch:
+        if item.values.get("idempotency_key") and item.values["status"] == ACCEPTED:
             keys_by_strategy.setdefault(item.values["strategy_id"], set()).add(
                 item.values["idempotency_key"]
             )
+    return {strategy_id: sorted(keys) for strategy_id, keys in keys_by_strategy.items()}
+
+
+def _mark_repeats(batch: list[PendingSignal], existing: dict[tuple[int, str | None], int]) -> None:
+    """Mark alerts whose (strategy, key) is stored already or came earlier in the batch."""
+    seen: set[tuple[int, str | None]] = set()
+    for item in batch:
+        if not item.values.get("idempotency_key") or item.values["status"] != ACCEPTED:
+            continue
+        key = (item.values["strategy_id"], item.values["idempotency_key"])
+        if key in existing or key in seen:
+            _as_duplicate(item, existing.get(key), "same strategy, id and time as an earlier alert")
+        seen.add(key)
+
+
+def _mark_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
+    """Mark repeats: same strategy and idempotency key, or same body inside the window."""
+    keys_by_strategy = _keys_by_strategy(batch)
+    existing: dict[tuple[int, str | None], int] = {}
+    if keys_by_strategy:
         # (strategy_id, idempotency_key) is the unique index: each clause is an index lookup.
         query = select(Signal.strategy_id, Signal.idempotency_key, Signal.id).where(
             or_(
@@ -160,12 +273,12 @@ def _mark_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
             )
         )
         existing = {(row[0], row[1]): row[2] for row in session.execute(query)}
-    seen: set[tuple[int, str | None]] = set()
-    for item in keyed:
-        key = (item.values["strategy_id"], item.values["idempotency_key"])
-        if key in existing or key in seen:
-            _as_duplicate(item, existing.get(key), "same strategy, id and time as an earlier alert")
-        seen.add(key)
+    _mark_repeats(batch, existing)
+    _mark_body_duplicates(session, batch)
+
+
+def _mark_body_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
+    """Mark repeats of the same body inside the strategy's duplicate window."""
     for item in batch:
         if (
             item.values["status"] == ACCEPTED
