@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Connection, func, select
 
 from pinelab.clock import now
 from pinelab.db import Database
+from pinelab.db import engine as engine_module
 from pinelab.jobs.models import Job
+from pinelab.signals import writer as writer_module
 from pinelab.signals.models import Signal
 from pinelab.signals.writer import ACCEPTED, PendingSignal, SignalWriter
 from tests.factories import seed_strategy
@@ -88,3 +93,92 @@ async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
             assert (await session.get(Signal, signal_id)) is not None
     finally:
         await reopened.dispose()
+
+
+async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
+    seeded = await seed_strategy(db)
+    values = _values(seeded.strategy_id, seeded.user_id, "exact|key", body='{"é": "ü"}')
+    values.update(
+        intent={"ticker": "AAPL", "quantity": "1.5", "take_profit": {"percent": "2"}, "n": None},
+        source_ip="203.0.113.7",
+        content_type="application/json",
+    )
+    writer = SignalWriter(db)
+    signal_id, _ = await writer.write(PendingSignal(dict(values), job_kind="execute_signal"))
+    async with db.session() as session:
+        signal = await session.get(Signal, signal_id)
+        job = await session.scalar(select(Job))
+    assert signal is not None
+    assert job is not None
+    for name, value in values.items():
+        assert getattr(signal, name) == value, name
+    assert signal.received_at.tzinfo is not None
+    assert (job.kind, job.payload, job.status, job.attempts) == (
+        "execute_signal",
+        {"signal_id": signal_id},
+        "queued",
+        0,
+    )
+    assert job.run_at.tzinfo is not None
+
+
+async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_error(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeded = await seed_strategy(db)
+    writer = SignalWriter(db)
+    first_id, _ = await writer.write(
+        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
+    )
+    real = writer_module._keys_by_strategy
+    misses = iter([True])  # the first look misses the stored key, as if it landed just after
+
+    def racing(batch: list[PendingSignal]) -> dict[int, list[str]]:
+        return {} if next(misses, False) else real(batch)
+
+    monkeypatch.setattr(writer_module, "_keys_by_strategy", racing)
+    signal_id, status = await writer.write(
+        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"), job_kind="execute_signal")
+    )
+    assert status == "duplicate"
+    async with db.session() as session:
+        signal = await session.get(Signal, signal_id)
+        assert signal is not None
+        assert signal.duplicate_of_id == first_id
+        assert await session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+async def test_acknowledged_alerts_reach_the_database_file_through_background_checkpoints(
+    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "wal.db"
+    target.write_bytes(sqlite_template.read_bytes())
+    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.0)
+    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
+    try:
+        seeded = await seed_strategy(db)
+        writer = SignalWriter(db)
+        signal_id, _ = await writer.write(
+            PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
+        )
+
+        def autocheckpoint(connection: Connection) -> object:
+            return connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+
+        # The loop's connection never checkpoints; the thread's keeps SQLite's default.
+        assert await db.run_transaction(autocheckpoint, durable=True) == 0
+        assert await db.run_transaction(autocheckpoint) == 1000
+        for _ in range(200):  # the checkpoint runs on its own thread
+            if _in_database_file(target, signal_id):
+                break
+            await asyncio.sleep(0.01)
+        assert _in_database_file(target, signal_id)
+    finally:
+        await db.dispose()
+
+
+def _in_database_file(path: Path, signal_id: int) -> bool:
+    """Read the main database file alone, ignoring the WAL (immutable=1)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as connection:
+        row = connection.execute("SELECT 1 FROM signal WHERE id = ?", (signal_id,)).fetchone()
+    return row is not None
