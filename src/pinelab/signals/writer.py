@@ -16,7 +16,18 @@ from datetime import timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Connection, Dialect, String, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Dialect,
+    String,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 
 from pinelab.db import Database
@@ -184,7 +195,12 @@ def _compiled_insert(
     )
     by_name = {column.name: column for column in columns}
     order = compiled.positiontup or []
-    return str(compiled), [(name, by_name[name].type.bind_processor(dialect)) for name in order]
+    return str(compiled), [(name, _processor(by_name[name], dialect)) for name in order]
+
+
+def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    # The dialect's implementation of the type: what Core applies (SQLite stores text dates).
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _row(values: dict[str, Any], columns: list[_Column]) -> tuple[Any, ...]:

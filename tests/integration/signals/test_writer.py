@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,7 @@ async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
     seeded = await seed_strategy(db)
     values = _values(seeded.strategy_id, seeded.user_id, "exact|key", body='{"é": "ü"}')
     values.update(
+        received_at=datetime(2026, 3, 1, 14, 30, tzinfo=UTC),  # no microseconds: still .000000
         intent={"ticker": "AAPL", "quantity": "1.5", "take_profit": {"percent": "2"}, "n": None},
         source_ip="203.0.113.7",
         content_type="application/json",
@@ -120,6 +122,13 @@ async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
         0,
     )
     assert job.run_at.tzinfo is not None
+    if db.is_sqlite:  # dates are text on SQLite: the same text as Core writes, so they sort right
+        stored = await db.run_transaction(
+            lambda c: c.exec_driver_sql(
+                f"SELECT received_at, typeof(received_at) FROM signal WHERE id = {signal_id}"
+            ).one()
+        )
+        assert tuple(stored) == ("2026-03-01 14:30:00.000000", "text")
 
 
 async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_error(
