@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import (
@@ -26,6 +27,15 @@ CHECKPOINT_SECONDS = 0.5  # the longest the WAL grows unchecked while alerts are
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
 
 
+def _json_dumps(value: Any) -> str:
+    # orjson: several times faster than the stdlib; non-string keys become strings as with json.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (alert intents, job payloads, reports) are written and read with orjson.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 class Database:
     """One engine and its session factory; the only way code reaches the database."""
 
@@ -35,7 +45,7 @@ class Database:
         kwargs: dict[str, Any] = {}
         if not self.is_sqlite:
             kwargs = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.engine: AsyncEngine = create_async_engine(url, **JSON_CODEC, **kwargs)
         # SQLite: commits that acknowledge something to a client (an alert's 202) are made
         # durable at `sqlite_synchronous`; the rest run at NORMAL (WAL: safe against a process
         # crash; work lost to a power cut is redone idempotently by the worker).
@@ -133,7 +143,7 @@ class Database:
 
     def _sync_sqlite_engine(self, synchronous: str, *, autocheckpoint: bool = True) -> Engine:
         url = make_url(self.url).set(drivername="sqlite")
-        engine = create_engine(url, pool_size=1, max_overflow=0)
+        engine = create_engine(url, pool_size=1, max_overflow=0, **JSON_CODEC)
         _configure_sqlite(engine, synchronous=synchronous, autocheckpoint=autocheckpoint)
         return engine
 
