@@ -78,8 +78,19 @@ class AlertIntent:
 
     def to_record(self) -> dict[str, Any]:
         """Return a JSON-ready dict for the signal log, without the passphrase."""
-        # Field by field rather than dataclasses.asdict (which deep-copies): this runs per alert.
-        record = {name: _jsonable(getattr(self, name)) for name in _RECORD_FIELDS}
+        # A copy of the fields converted by kind, not dataclasses.asdict (which deep-copies and
+        # inspects every value): this runs for every alert.
+        record = dict(self.__dict__)
+        del record["passphrase"]
+        for name in _DECIMAL_FIELDS:
+            if record[name] is not None:
+                record[name] = str(record[name])
+        for name in _ENUM_FIELDS:
+            if record[name] is not None:
+                record[name] = record[name].value
+        for name in _TARGET_FIELDS:
+            if record[name] is not None:
+                record[name] = {key: _jsonable(getattr(record[name], key)) for key in _EXIT_FIELDS}
         return record
 
     @classmethod
@@ -108,8 +119,10 @@ class AlertIntent:
         return cls(**values)
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(AlertIntent) if f.name != "passphrase")
 _EXIT_FIELDS = tuple(f.name for f in fields(ExitTarget))
+_DECIMAL_FIELDS = tuple(f.name for f in fields(AlertIntent) if "Decimal" in str(f.type))
+_ENUM_FIELDS = ("action", "quantity_type", "order_type", "time_in_force", "sentiment")
+_TARGET_FIELDS = ("take_profit", "stop_loss")
 
 
 def _exit_target(data: dict[str, Any]) -> ExitTarget:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -849,3 +850,30 @@ def test_parsed_intent_survives_the_signal_record():
     )
     intent = parse(body)
     assert AlertIntent.from_record(json.loads(json.dumps(intent.to_record()))) == intent
+
+
+def test_every_field_of_a_full_intent_survives_the_signal_record():
+    target = ExitTarget(Decimal(1), Decimal(2), Decimal(3), OrderType.LIMIT, Decimal(4))
+    full = AlertIntent(
+        ticker="AAPL",
+        action=Action.SELL,
+        quantity=Decimal("1.5"),
+        quantity_type=QuantityType.NOTIONAL,
+        price=Decimal(10),
+        order_type=OrderType.STOP_LIMIT,
+        limit_price=Decimal(9),
+        stop_price=Decimal(11),
+        trail_percent=Decimal("0.5"),
+        time_in_force=TimeInForce.GTC,
+        take_profit=target,
+        stop_loss=target,
+        sentiment=Sentiment.FLAT,
+        position_size=Decimal(-2),
+        alert_id="a",
+        alert_time="t",
+        passphrase="secret",
+    )
+    assert all(getattr(full, f.name) is not None for f in fields(AlertIntent))
+    record = json.loads(json.dumps(full.to_record()))  # the stdlib refuses anything not JSON
+    assert "passphrase" not in record
+    assert AlertIntent.from_record(record) == replace(full, passphrase=None)
