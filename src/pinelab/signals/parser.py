@@ -175,7 +175,7 @@ def _load_json(text: str) -> Any:
 def _load_json_exactly(text: str, first_error: str | None) -> Any:
     # orjson reads numbers as doubles and refuses NaN; the stdlib keeps every digit and NaN.
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_JsonConstant)
+        return _EXACT_JSON.decode(text)
     except (ValueError, RecursionError) as exc:
         reason = first_error or str(exc)
     found = _PLACEHOLDER.search(text)
@@ -183,6 +183,10 @@ def _load_json_exactly(text: str, first_error: str | None) -> Any:
         message = f"the TradingView placeholder {found.group()} was not filled in"
         raise _reject("body", f"is not valid JSON: {message} ({reason})", "placeholder")
     raise _reject("body", f"is not valid JSON: {reason}", "parse_error")
+
+
+# Built once: json.loads with options builds a new decoder on every call.
+_EXACT_JSON: Final = json.JSONDecoder(parse_float=Decimal, parse_constant=_JsonConstant)
 
 
 def _has_float(data: dict[str, Any]) -> bool:
