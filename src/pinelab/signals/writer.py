@@ -204,9 +204,18 @@ def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | 
 
 
 def _row(values: dict[str, Any], columns: list[_Column]) -> tuple[Any, ...]:
-    return tuple(
-        values[name] if process is None else process(values[name]) for name, process in columns
-    )
+    """Convert one row's values; a value several columns share is converted once."""
+    converted: dict[int, Any] = {}  # a job's three timestamps are one datetime
+    row = []
+    for name, process in columns:
+        value = values[name]
+        if process is not None and value is not None:
+            done = converted.get(id(value))
+            if done is None:
+                done = converted[id(value)] = process(value)
+            value = done
+        row.append(value)
+    return tuple(row)
 
 
 def _store_batch_sqlite(
