@@ -59,6 +59,7 @@ class Settings(BaseSettings):
 
     reconciliation_interval_minutes: float = Field(5, gt=0)
     reconciliation_window_hours: float = Field(24, gt=0)
+    reconciliation_retention_days: float = Field(30, gt=0)
 
     redis_url: str = Field("", repr=False)
     cors_origins: list[str] = Field(default_factory=list)
