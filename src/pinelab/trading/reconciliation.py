@@ -38,7 +38,7 @@ from pinelab.db import Database
 from pinelab.errors import ConflictError, ResourceNotFoundError
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
-from pinelab.notify.email import Email, enqueue_email
+from pinelab.notify.email import enqueue_email, render_email
 from pinelab.signals.queries import fetch_page
 from pinelab.trading import orders
 from pinelab.trading.execution import EXECUTE_SIGNAL, record_leg
@@ -331,19 +331,13 @@ class Reconciler:
         user = await session.get(User, user_id)
         if user is None or not user.is_active:
             return
-        lines = "\n".join(
-            f"  order {f['order_id']}: {f['side']} {f['quantity']} {f['ticker']}, "
-            f"{f['status']} since {f['created_at']} (client id {f['client_order_id']})"
-            for f in flagged
+        email = render_email(
+            "stale_orders",
+            to=user.email,
+            subject=f"PineLab: {len(flagged)} order(s) still open after an hour",
+            orders=flagged,
+            base_url=self.base_url,
         )
-        text = (
-            "Hello,\n\nThese orders are still open more than an hour after PineLab created them:"
-            f"\n\n{lines}\n\nPineLab keeps asking the broker about them at every reconciliation."
-            " Check them at your broker and cancel any you no longer want.\n\n"
-            f"{self.base_url}\n"
-        )
-        subject = f"PineLab: {len(flagged)} order(s) still open after an hour"
-        email = Email(to=user.email, subject=subject, text=text)
         await enqueue_email(session, email, max_attempts=self.email_attempts)
 
     async def _finish(

@@ -201,7 +201,9 @@ async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
     emails = [job for job in await _all(context, Job) if job.kind == SEND_EMAIL]
     assert len(emails) == 1
     assert emails[0].payload["to"] == "trader@example.com"
-    assert (await _order(context)).client_order_id in emails[0].payload["text"]
+    client_order_id = (await _order(context)).client_order_id
+    assert client_order_id in emails[0].payload["text"]
+    assert f"<td>{client_order_id}</td>" in emails[0].payload["html"]
 
 
 async def test_position_drift_is_reported_and_not_fixed(
