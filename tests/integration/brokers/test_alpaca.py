@@ -699,7 +699,9 @@ async def test_adapters_on_one_account_share_the_pace(emulator: AlpacaEmulator) 
         await second.close()
 
     times = sorted(at for at, _, _ in emulator.requests)
-    assert times[-1] - times[0] >= 2 * (60 / 114) * 0.9
+    # Unpaced, the eight requests land within milliseconds; paced, two slots apart at least.
+    # Arrival times carry connection-setup jitter on a loaded machine, hence the wide margin.
+    assert times[-1] - times[0] >= 2 * (60 / 114) * 0.75
 
 
 def test_pacer_never_lets_more_than_the_limit_into_a_minute() -> None:
