@@ -1,23 +1,133 @@
-"""The paper venue's matching engine: works resting orders against a price inside one
-transaction, books fills into cash and positions, places bracket legs and cancels OCO siblings."""
+"""The paper venue's matching engine: works resting orders against a price, in memory.
+
+It fills what a price crosses (oldest first), books each fill into the venue's cash and
+position, places bracket legs and cancels one-cancels-other siblings. It reads and writes
+through `VenueBooks` (the venue's rows of one transaction, see `paper_venue`), so every
+change it makes is written by the caller in that same transaction.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
-
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from typing import Any, Protocol
 
 from pinelab.brokers import paper_rules as rules
 from pinelab.brokers.base import OrderSide, OrderStatus, OrderType, TimeInForce
-from pinelab.brokers.models import PaperAccount, PaperFill, PaperOrder, PaperPosition
 from pinelab.clock import now
 
 OPEN = OrderStatus.ACCEPTED.value
 
 
-def close_order(order: PaperOrder, status: OrderStatus, reason: str | None) -> None:
+@dataclass(eq=False)
+class VenueOrder:
+    """An order as the paper venue knows it (a `paper_order` row, or one about to be)."""
+
+    broker_account_id: int
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    order_type: str
+    time_in_force: str
+    quantity: Decimal
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    filled_quantity: Decimal = Decimal(0)
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    trail_reference: Decimal | None = None
+    average_fill_price: Decimal | None = None
+    reject_reason: str | None = None
+    parent_broker_order_id: str | None = None
+    oco_group: str | None = None
+    triggered_at: datetime | None = None
+    take_profit_price: Decimal | None = None
+    stop_loss_type: str | None = None
+    stop_loss_price: Decimal | None = None
+    stop_loss_limit_price: Decimal | None = None
+    stop_loss_trail_percent: Decimal | None = None
+    id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> VenueOrder:
+        """Build the record of a `paper_order` row (a Core row mapping)."""
+        return cls(**{name: row[name] for name in _COLUMNS})
+
+    def values(self) -> dict[str, Any]:
+        """Return the column values to store."""
+        return {name: getattr(self, name) for name in _COLUMNS if name != "id"}
+
+    @property
+    def is_bracket(self) -> bool:
+        """Tell whether the order places legs when it fills."""
+        return self.take_profit_price is not None or self.stop_loss_type is not None
+
+
+_COLUMNS = tuple(field.name for field in fields(VenueOrder))
+# What matching, cancels and fills may change on a stored order.
+MUTABLE = (
+    "status",
+    "filled_quantity",
+    "average_fill_price",
+    "reject_reason",
+    "trail_reference",
+    "stop_price",
+    "triggered_at",
+    "updated_at",
+)
+
+
+@dataclass(eq=False)
+class VenuePosition:
+    """The venue's net position in one symbol."""
+
+    symbol: str
+    quantity: Decimal
+    average_price: Decimal
+    id: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class VenueFill:
+    """An execution to store."""
+
+    order: VenueOrder
+    broker_fill_id: str
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    filled_at: datetime
+
+
+class VenueBooks(Protocol):
+    """The venue's rows of one transaction, as the matcher reads and changes them."""
+
+    cash: Decimal
+
+    def position(self, symbol: str) -> VenuePosition:
+        """Return the position in a symbol (a flat one when there is none)."""
+        ...
+
+    def add_fill(self, fill: VenueFill) -> None:
+        """Keep a fill to store."""
+        ...
+
+    def place(self, order: VenueOrder) -> None:
+        """Keep a new order (a bracket leg) to store."""
+        ...
+
+    def open_siblings(self, order: VenueOrder) -> list[VenueOrder]:
+        """Return the other open orders of the order's one-cancels-other group."""
+        ...
+
+
+def close_order(order: VenueOrder, status: OrderStatus, reason: str | None) -> None:
     """Move an order to a final status, with the reason shown in its report."""
     order.status = status.value
     order.reject_reason = reason
@@ -25,115 +135,61 @@ def close_order(order: PaperOrder, status: OrderStatus, reason: str | None) -> N
 
 
 class Matcher:
-    """Work one account's paper orders inside the caller's transaction (account row locked)."""
+    """Work one account's open orders against a price (the caller holds the account lock)."""
 
     def __init__(
-        self,
-        session: Session,
-        account: PaperAccount,
-        *,
-        commission_per_order: Decimal,
-        slippage_bps: Decimal,
+        self, books: VenueBooks, *, commission_per_order: Decimal, slippage_bps: Decimal
     ) -> None:
-        self._session = session
-        self._account = account
+        self._books = books
         self._commission = commission_per_order
         self._slippage_bps = slippage_bps
 
-    def match(self, symbol: str, price: Decimal, *, after_id: int = 0) -> None:
-        """Work the open orders of a symbol created after `after_id`, oldest first, new legs too."""
-        while True:
-            statement = (
-                self._orders()
-                .where(PaperOrder.symbol == symbol, PaperOrder.status == OPEN)
-                .where(PaperOrder.id > after_id)
-                .order_by(PaperOrder.id)
-            )
-            orders = self._session.scalars(statement).all()
-            placed_legs = False
+    def match(self, orders: Sequence[VenueOrder], price: Decimal) -> None:
+        """Work `orders` (oldest first) at `price`, then the bracket legs their fills placed."""
+        while orders:
+            placed: list[VenueOrder] = []
             for order in orders:
                 # An earlier fill in this pass may have canceled this order (one-cancels-other).
                 if order.status != OPEN:
                     continue
                 fill_price = rules.execution_price(order, price, self._slippage_bps)
                 if fill_price is not None:
-                    placed_legs |= self._fill(order, fill_price, market_price=price)
-            # Only the bracket legs placed by this pass are newer than what it worked.
-            if not placed_legs:
-                return
-            after_id = orders[-1].id
+                    placed.extend(self._fill(order, fill_price, market_price=price))
+            orders = placed
 
-    def _fill(self, order: PaperOrder, fill_price: Decimal, *, market_price: Decimal) -> bool:
-        """Fill an order in full (or reject it for want of cash); tell whether legs were placed."""
+    def _fill(
+        self, order: VenueOrder, fill_price: Decimal, *, market_price: Decimal
+    ) -> list[VenueOrder]:
+        """Fill an order in full (or reject it for want of cash); return the legs it placed."""
+        books = self._books
         side = OrderSide(order.side)
         value = rules.quantize_money(order.quantity * fill_price)
         needed = side.sign * value + self._commission
-        if self._account.cash - needed < 0:
-            cash = _plain(self._account.cash)
+        if books.cash - needed < 0:
+            cash = _plain(books.cash)
             reason = f"insufficient cash: {cash} available, {_plain(needed)} needed"
             close_order(order, OrderStatus.REJECTED, reason)
-            return False
-        self._account.cash -= needed
-        self._account.updated_at = now()
-        self._session.add(
-            PaperFill(
-                broker_account_id=order.broker_account_id,
-                paper_order_id=order.id,
-                broker_fill_id=uuid.uuid4().hex,
-                symbol=order.symbol,
-                side=order.side,
-                quantity=order.quantity,
-                price=fill_price,
-                commission=self._commission,
-                filled_at=now(),
-            )
+            return []
+        books.cash -= needed
+        moment = now()
+        books.add_fill(
+            VenueFill(order, uuid.uuid4().hex, order.quantity, fill_price, self._commission, moment)
         )
-        self._move_position(order.symbol, side.sign * order.quantity, fill_price)
+        position = books.position(order.symbol)
+        position.quantity, position.average_price = rules.apply_fill(
+            position.quantity, position.average_price, side.sign * order.quantity, fill_price
+        )
         order.filled_quantity = order.quantity
         order.average_fill_price = fill_price
         close_order(order, OrderStatus.FILLED, None)
         if order.oco_group is not None:
-            self._cancel_siblings(order)
+            reason = f"one-cancels-other: {order.broker_order_id} filled"
+            for sibling in books.open_siblings(order):
+                close_order(sibling, OrderStatus.CANCELED, reason)
         legs = _legs(order, market_price)
-        self._session.add_all(legs)
-        self._session.flush()
-        return bool(legs)
-
-    def _move_position(self, symbol: str, signed_quantity: Decimal, price: Decimal) -> None:
-        account_id = self._account.broker_account_id
-        position = self._session.scalar(
-            select(PaperPosition).where(
-                PaperPosition.broker_account_id == account_id, PaperPosition.symbol == symbol
-            )
-        )
-        if position is None:
-            position = PaperPosition(
-                broker_account_id=account_id,
-                symbol=symbol,
-                quantity=Decimal(0),
-                average_price=Decimal(0),
-            )
-            self._session.add(position)
-        position.quantity, position.average_price = rules.apply_fill(
-            position.quantity, position.average_price, signed_quantity, price
-        )
-
-    def _cancel_siblings(self, order: PaperOrder) -> None:
-        siblings = self._session.scalars(
-            self._orders().where(
-                PaperOrder.oco_group == order.oco_group,
-                PaperOrder.id != order.id,
-                PaperOrder.status == OPEN,
-            )
-        )
-        reason = f"one-cancels-other: {order.broker_order_id} filled"
-        for sibling in siblings:
-            close_order(sibling, OrderStatus.CANCELED, reason)
-
-    def _orders(self) -> Select[PaperOrder]:
-        return select(PaperOrder).where(
-            PaperOrder.broker_account_id == self._account.broker_account_id
-        )
+        for leg in legs:
+            books.place(leg)
+        return legs
 
 
 def _plain(value: Decimal) -> str:
@@ -141,9 +197,9 @@ def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _legs(entry: PaperOrder, market_price: Decimal) -> list[PaperOrder]:
+def _legs(entry: VenueOrder, market_price: Decimal) -> list[VenueOrder]:
     """Build the bracket legs of a filled entry (none when it is not a bracket)."""
-    legs: list[PaperOrder] = []
+    legs: list[VenueOrder] = []
     if entry.take_profit_price is not None:
         take_profit = _leg(entry, "tp", OrderType.LIMIT)
         take_profit.limit_price = entry.take_profit_price
@@ -162,8 +218,9 @@ def _legs(entry: PaperOrder, market_price: Decimal) -> list[PaperOrder]:
     return legs
 
 
-def _leg(entry: PaperOrder, suffix: str, order_type: OrderType) -> PaperOrder:
-    return PaperOrder(
+def _leg(entry: VenueOrder, suffix: str, order_type: OrderType) -> VenueOrder:
+    moment = now()
+    return VenueOrder(
         broker_account_id=entry.broker_account_id,
         broker_order_id=uuid.uuid4().hex,
         client_order_id=f"{entry.broker_order_id}-{suffix}",
@@ -173,8 +230,7 @@ def _leg(entry: PaperOrder, suffix: str, order_type: OrderType) -> PaperOrder:
         time_in_force=TimeInForce.GTC.value,
         quantity=entry.filled_quantity,
         status=OPEN,
-        filled_quantity=Decimal(0),
         parent_broker_order_id=entry.broker_order_id,
-        created_at=now(),
-        updated_at=now(),
+        created_at=moment,
+        updated_at=moment,
     )

@@ -3,11 +3,12 @@ and at what price, and how a fill moves a net position."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from typing import Protocol
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderType, StopLoss
-from pinelab.brokers.exceptions import InvalidOrder
-from pinelab.brokers.models import PaperOrder
+from pinelab.brokers.exceptions import InvalidOrder, UnknownSymbol
 from pinelab.clock import now
 
 PRICE_STEP = Decimal("1e-8")
@@ -19,6 +20,26 @@ PERCENT = Decimal(100)
 # Types that fill at the market once triggered (slippage applies); limits fill at the price seen.
 _MARKET_LIKE = frozenset({OrderType.MARKET, OrderType.STOP, OrderType.TRAILING_STOP})
 _STOP_LOSS_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT, OrderType.TRAILING_STOP})
+
+
+class WorkingOrder(Protocol):
+    """What the rules read and advance on a resting order (the venue's order record)."""
+
+    side: str
+    order_type: str
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    trail_percent: Decimal | None
+    trail_reference: Decimal | None
+    triggered_at: datetime | None
+
+
+def normalise_symbol(ticker: str) -> str:
+    """Strip an exchange prefix and spaces and upper-case a ticker; raise UnknownSymbol if empty."""
+    symbol = ticker.strip().rsplit(":", 1)[-1].strip().upper()
+    if not symbol:
+        raise UnknownSymbol(f"no symbol in ticker {ticker!r}")
+    return symbol
 
 
 def quantize_price(value: Decimal) -> Decimal:
@@ -114,7 +135,7 @@ def stop_crossed(side: OrderSide, stop_price: Decimal, price: Decimal) -> bool:
     return price >= stop_price if side is OrderSide.BUY else price <= stop_price
 
 
-def trail(order: PaperOrder, price: Decimal) -> None:
+def trail(order: WorkingOrder, price: Decimal) -> None:
     """Move a trailing stop's best price and its stop with a new price."""
     side = OrderSide(order.side)
     best = order.trail_reference
@@ -125,7 +146,7 @@ def trail(order: PaperOrder, price: Decimal) -> None:
     order.stop_price = quantize_price(best * (1 + side.sign * percent / PERCENT))
 
 
-def execution_price(order: PaperOrder, price: Decimal, slippage_bps: Decimal) -> Decimal | None:
+def execution_price(order: WorkingOrder, price: Decimal, slippage_bps: Decimal) -> Decimal | None:
     """Advance an order's triggers for a market price; return its fill price, or None to rest."""
     side = OrderSide(order.side)
     order_type = OrderType(order.order_type)

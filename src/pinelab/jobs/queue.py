@@ -4,6 +4,11 @@ On PostgreSQL jobs are claimed with `FOR UPDATE SKIP LOCKED`, so any number of w
 machines share the queue; on SQLite the single writer makes the claim atomic. A job whose lease
 expires (its worker died) is claimed again. Finishing an attempt records it (`job_attempt`) in
 the same transaction, and burying a job writes its dead letter in that transaction too.
+
+`claim_and_run` lets a job kind run inside the claiming transaction (an `Inline` handler): the
+claim, the work and the completion then commit together, in one hop to the database, and a crash
+rolls all three back, so the job is simply claimed again. A kind that cannot run that way, or
+an inline run that raises, gets the job claimed (and leased) for the ordinary path instead.
 """
 
 from __future__ import annotations
@@ -11,15 +16,28 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import Update, and_, delete, or_, select, update
+import structlog
+from sqlalchemy import (
+    Connection,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from pinelab.accounts.models import User
 from pinelab.clock import now
 from pinelab.db import Database
+from pinelab.db.base import UTCDateTime
 from pinelab.jobs.models import DeadLetter, Job, JobAttempt
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
@@ -37,6 +55,57 @@ MAX_ERROR_CHARS = 2000
 _OWNER_KEYS = ("signal_id", "strategy_id", "user_id")
 
 OnBuried = Callable[[AsyncSession, DeadLetter], Awaitable[None]]
+# Runs a claimed job in the claiming transaction; returns what to do after the commit, or None
+# (having written nothing) when the job must take the ordinary path.
+Inline = Callable[[Connection, Job], Callable[[], None] | None]
+
+log = structlog.get_logger(__name__)
+
+_JOB = cast(Table, Job.__table__)
+_ATTEMPT = cast(Table, JobAttempt.__table__)
+_INSERT_ATTEMPT = insert(_ATTEMPT)
+# Completion is conditional on still holding the lease (SET columns from the parameters' keys).
+_FINISH_OWNED = update(_JOB).where(
+    _JOB.c.id == bindparam("b_id"),
+    _JOB.c.lease_owner == bindparam("b_owner"),
+    _JOB.c.status == RUNNING,
+)
+
+
+@cache
+def _claim_statement(*, skip_locked: bool, by_id: bool) -> Update:
+    """Build the claim: lease the next due job (or a given one) to an owner, returning it."""
+    moment = bindparam("moment", type_=UTCDateTime())
+    due = or_(
+        and_(_JOB.c.status == QUEUED, _JOB.c.run_at <= moment),
+        and_(_JOB.c.status == RUNNING, _JOB.c.lease_expires_at < moment),
+    )
+    candidate = select(_JOB.c.id).where(due)
+    if by_id:
+        candidate = candidate.where(_JOB.c.id == bindparam("job_id"))
+    candidate = candidate.order_by(_JOB.c.run_at, _JOB.c.id).limit(1)
+    if skip_locked:
+        candidate = candidate.with_for_update(skip_locked=True)
+    return (
+        update(_JOB)
+        .where(_JOB.c.id == candidate.scalar_subquery())
+        .values(
+            status=RUNNING,
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("lease_until", type_=UTCDateTime()),
+            attempts=_JOB.c.attempts + 1,
+            updated_at=moment,
+        )
+        .returning(*_JOB.c)
+    )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed job; `finished` is set when it ran and completed in the claiming transaction."""
+
+    job: Job
+    finished: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,30 +149,108 @@ async def enqueue(
     return job
 
 
-async def claim(db: Database, *, owner: str, lease_seconds: float) -> Job | None:
-    """Take the next due job (or one whose lease expired) and lease it to `owner`."""
+async def claim(
+    db: Database, *, owner: str, lease_seconds: float, job_id: int | None = None
+) -> Job | None:
+    """Take the next due job (or one whose lease expired) and lease it to `owner`.
+
+    With `job_id`, take that job only, if it is due.
+    """
     moment = now()
-    due = or_(
-        and_(Job.status == QUEUED, Job.run_at <= moment),
-        and_(Job.status == RUNNING, Job.lease_expires_at < moment),
+
+    def take(connection: Connection) -> Job | None:
+        return _claim_in(connection, owner, lease_seconds, moment, job_id=job_id)
+
+    return await db.run_transaction(take)
+
+
+async def claim_and_run(
+    db: Database,
+    *,
+    owner: str,
+    lease_seconds: float,
+    inline: Callable[[str], Inline | None],
+) -> Claimed | None:
+    """Claim the next due job and, when its kind has an inline handler, run and complete it.
+
+    All of it is one transaction. An inline run that raises is rolled back with its claim;
+    the job is then claimed for the ordinary path, which runs it and records the attempt.
+    """
+    started = now()
+    claimed: list[Job] = []
+
+    def take_and_run(connection: Connection) -> Claimed | None:
+        job = _claim_in(connection, owner, lease_seconds, started)
+        if job is None:
+            return None
+        run = inline(job.kind)
+        if run is None:
+            return Claimed(job)
+        claimed.append(job)
+        finished = run(connection, job)
+        if finished is None:
+            return Claimed(job)
+        _finish_in(connection, job, owner, started)
+        return Claimed(job, finished)
+
+    try:
+        return await db.run_transaction(take_and_run)
+    except Exception:
+        if not claimed:
+            raise
+        log.warning("inline_job_failed", job_id=claimed[0].id, kind=claimed[0].kind, exc_info=True)
+    job = await claim(db, owner=owner, lease_seconds=lease_seconds, job_id=claimed[0].id)
+    return None if job is None else Claimed(job)
+
+
+def _claim_in(
+    connection: Connection,
+    owner: str,
+    lease_seconds: float,
+    moment: datetime,
+    *,
+    job_id: int | None = None,
+) -> Job | None:
+    statement = _claim_statement(
+        skip_locked=connection.dialect.name != "sqlite", by_id=job_id is not None
     )
-    candidate = select(Job.id).where(due).order_by(Job.run_at, Job.id).limit(1)
-    if not db.is_sqlite:
-        candidate = candidate.with_for_update(skip_locked=True)
-    statement = (
-        update(Job)
-        .where(Job.id == candidate.scalar_subquery())
-        .values(
-            status=RUNNING,
-            lease_owner=owner,
-            lease_expires_at=moment + timedelta(seconds=lease_seconds),
-            attempts=Job.attempts + 1,
-            updated_at=moment,
-        )
-        .returning(Job)
-        .execution_options(synchronize_session=False)
-    )
-    return await db.run_session(lambda session: session.execute(statement).scalar_one_or_none())
+    params = {
+        "moment": moment,
+        "owner": owner,
+        "lease_until": moment + timedelta(seconds=lease_seconds),
+        "job_id": job_id,
+    }
+    row = connection.execute(statement, params).mappings().first()
+    return None if row is None else Job(**row)
+
+
+def _finish_in(connection: Connection, job: Job, owner: str, started: datetime | None) -> bool:
+    """Mark a job done and record its attempt (when it started); False when the lease was lost."""
+    moment = now()
+    values = {
+        "b_id": job.id,
+        "b_owner": owner,
+        "status": DONE,
+        "finished_at": moment,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": moment,
+    }
+    if not connection.execute(_FINISH_OWNED, values).rowcount:
+        return False
+    if started is None:
+        return True
+    attempt = {
+        "job_id": job.id,
+        "attempt": job.attempts,
+        "started_at": started,
+        "finished_at": moment,
+        "outcome": SUCCEEDED,
+        "error_class": None,
+        "message": None,
+    }
+    connection.execute(_INSERT_ATTEMPT, attempt)
+    return True
 
 
 async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: float) -> bool:
@@ -117,21 +264,8 @@ async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: flo
 async def complete(db: Database, job: Job, *, owner: str, attempt: Attempt | None = None) -> bool:
     """Mark a job done; False when the lease was lost to another worker."""
 
-    def finish(session: Session) -> bool:
-        done = _update_owned_sync(
-            session,
-            job,
-            owner,
-            status=DONE,
-            finished_at=now(),
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        if done and attempt is not None:
-            _record_attempt(session, job, attempt, SUCCEEDED)
-        return done
-
-    return await db.run_session(finish)
+    started = attempt.started_at if attempt is not None else None
+    return await db.run_transaction(lambda connection: _finish_in(connection, job, owner, started))
 
 
 async def retry_later(
@@ -230,9 +364,7 @@ async def delete_finished(session: AsyncSession, *, finished_before: datetime) -
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _record_attempt(
-    session: Session | AsyncSession, job: Job, attempt: Attempt, outcome: str
-) -> None:
+def _record_attempt(session: AsyncSession, job: Job, attempt: Attempt, outcome: str) -> None:
     session.add(
         JobAttempt(
             job_id=job.id,
@@ -290,11 +422,6 @@ def _is_id(value: object) -> bool:
 
 async def _update_owned(session: AsyncSession, job: Job, owner: str, **values: Any) -> bool:
     result = await session.execute(_owned_update(job, owner, values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _update_owned_sync(session: Session, job: Job, owner: str, **values: Any) -> bool:
-    result = session.execute(_owned_update(job, owner, values))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -1,24 +1,28 @@
 """The worker: claims jobs, runs their handler, retries what failed temporarily, buries the rest.
 
 It is woken at once when work is committed (`wake`), and polls only as a safety net for jobs
-scheduled later, jobs enqueued by other processes and expired leases. Every attempt is recorded;
-a buried job leaves a dead letter and its strategy's owner gets an email. The worker also runs
-the periodic scheduler. On SQLite only the process holding the worker lock runs any of this.
+scheduled later, jobs enqueued by other processes and expired leases. A job kind with an inline
+handler runs in the transaction that claims it and is completed there too (one commit). Every
+attempt is recorded; a buried job leaves a dead letter and its strategy's owner gets an email.
+The worker also runs the periodic scheduler. On SQLite only the process holding the worker lock
+runs any of this.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinelab.brokers.exceptions import PermanentBrokerError, RetryableBrokerError
@@ -44,12 +48,17 @@ POLL_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class JobType:
-    """How to run one kind of job, how patiently to retry it, and what to do when given up."""
+    """How to run one kind of job, how patiently to retry it, and what to do when given up.
+
+    `run_inline`, when set, may run the job in the claiming transaction (see `queue.Inline`);
+    when it declines, `run` runs it.
+    """
 
     run: Callable[[AppContext, Job], Awaitable[None]]
     on_dead: Callable[[AppContext, Job, str], Awaitable[None]] | None = None
     policy: RetryPolicy | None = None
     on_replay: ReplayHook | None = None
+    run_inline: Callable[[AppContext, Connection, Job], Callable[[], None] | None] | None = None
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -78,7 +87,11 @@ class Worker:
             on_enqueued=self.wake,
         )
         self.lock = WorkerLock(settings.data_dir / LOCK_FILE) if context.db.is_sqlite else None
-        self._wake = asyncio.Event()
+        # Idle loops wait on their own future: a wake rouses one loop, not all of them (on
+        # SQLite each needless claim is a trip through the one writer). `_missed` keeps a wake
+        # that found every loop busy, so the next loop to run out of work looks again.
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._missed = False
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -98,8 +111,13 @@ class Worker:
         return job_type.policy if job_type and job_type.policy else self.policy
 
     def wake(self) -> None:
-        """Tell the loops that work was just committed."""
-        self._wake.set()
+        """Tell the loops that work was just committed: one idle loop looks for it."""
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._missed = True
 
     async def start(self) -> bool:
         """Start the loops and the scheduler; False when another process runs SQLite's worker."""
@@ -127,7 +145,10 @@ class Worker:
         if not self._tasks:
             return
         self._stopping.set()
-        self._wake.set()
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
         _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
         for task in pending:
             task.cancel()
@@ -139,23 +160,43 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Claim and run one due job; False when none was due."""
-        job = await queue.claim(self.context.db, owner=self.owner, lease_seconds=self.lease_seconds)
-        if job is None:
+        claimed = await queue.claim_and_run(
+            self.context.db, owner=self.owner, lease_seconds=self.lease_seconds, inline=self._inline
+        )
+        if claimed is None:
             return False
-        await self._run(job)
+        if claimed.finished is not None:
+            claimed.finished()
+        else:
+            self.wake()  # more may be due: another loop takes it while this job runs
+            await self._run(claimed.job)
         return True
+
+    def _inline(self, kind: str) -> queue.Inline | None:
+        job_type = self.job_types.get(kind)
+        if job_type is None or job_type.run_inline is None:
+            return None
+        return partial(job_type.run_inline, self.context)
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wake.clear()
+            self._missed = False
             try:
                 worked = await self.run_once()
             except Exception:
                 log.exception("worker_claim_failed")
                 worked = False
-            if not worked and not self._stopping.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
+            if worked or self._missed or self._stopping.is_set():
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, timeout=POLL_SECONDS)
+            except TimeoutError:
+                pass
+            finally:
+                if waiter in self._idle:
+                    self._idle.remove(waiter)
 
     async def _run(self, job: Job) -> None:
         started = now()
@@ -238,6 +279,7 @@ def default_job_types() -> dict[str, JobType]:
     from pinelab.notify.email import SEND_EMAIL, send_email_job
     from pinelab.trading.execution import (
         EXECUTE_SIGNAL,
+        execute_signal_inline,
         execute_signal_job,
         signal_job_dead,
         signal_job_replayed,
@@ -246,7 +288,10 @@ def default_job_types() -> dict[str, JobType]:
 
     return {
         EXECUTE_SIGNAL: JobType(
-            run=execute_signal_job, on_dead=signal_job_dead, on_replay=signal_job_replayed
+            run=execute_signal_job,
+            on_dead=signal_job_dead,
+            on_replay=signal_job_replayed,
+            run_inline=execute_signal_inline,
         ),
         SEND_EMAIL: JobType(run=send_email_job),
         CLEANUP_JOBS: JobType(run=cleanup_jobs_job),

@@ -1,37 +1,39 @@
 """Execution: one accepted signal becomes one order per bound broker account, exactly once.
 
-Every order carries a deterministic client_order_id from (signal, account) and is stored
-(status new) before it is sent. A retry, a crash or an ambiguous answer therefore always
-finds the order and asks the broker for that id before it would ever submit again.
+Every order carries a deterministic client_order_id from (signal, account). A signal whose
+accounts are all built-in paper ones runs in one transaction (`paper_execution.py`: the
+venue is in our database, so the order, the venue's fill and our books commit together; the
+worker does it in the transaction that claims and completes the job). Any other signal takes
+the multi-step path below: the order is stored (status new) before it is sent, so a retry, a
+crash or an ambiguous answer always finds it and asks the broker for that id before it would
+ever submit again.
 
-Each database step is one `Database.run_session` unit (a single thread hop on SQLite): one read
-of the signal, its strategy and accounts; per account one transaction that stores the order and
-one that books the venue's report (the last account's also finishes the signal). A simulated
-venue learns the alert's price with the order itself unless we have working orders there, which
-must see the price (and be synced) before the new order is sized.
+On the multi-step path each database step is one `Database.run_session` unit (a single thread
+hop on SQLite): one read of the signal, its strategy and accounts; per account one transaction
+that stores the order and one that books the venue's report (the last account's also finishes
+the signal). A simulated venue learns the alert's price with the order itself unless we have
+working orders there, which must see the price (and be synced) before the new order is sized.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import and_, select, update
+from sqlalchemy import Connection, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, defer, raiseload
 
 from pinelab.brokers.base import (
     Broker,
     OrderRequest,
-    OrderSide,
     OrderStatus,
     OrderStatusReport,
-    OrderType,
     QuoteDriven,
-    TimeInForce,
 )
 from pinelab.brokers.exceptions import (
     AmbiguousBrokerError,
@@ -46,15 +48,21 @@ from pinelab.brokers.models import BrokerAccount
 from pinelab.clock import now
 from pinelab.errors import OrderRejectedError
 from pinelab.jobs.models import Job
-from pinelab.signals.intent import Action, AlertIntent, QuantityType
+from pinelab.signals.intent import Action, AlertIntent
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
-from pinelab.trading import orders
-from pinelab.trading.brackets import bracket_prices
+from pinelab.trading import orders, paper_execution
 from pinelab.trading.models import Order
 from pinelab.trading.order_state import OrderEventType
-from pinelab.trading.risk import check_order
-from pinelab.trading.sizing import OrderPlan, Sizing, plan_order
+from pinelab.trading.planning import (
+    Outcome,
+    SignalFinish,
+    finish_for,
+    finish_signal,
+    needs_equity,
+    plan_request,
+    request_from,
+)
 
 if TYPE_CHECKING:
     from pinelab.api.context import AppContext
@@ -63,24 +71,6 @@ log = structlog.get_logger(__name__)
 
 EXECUTE_SIGNAL = "execute_signal"
 WORKING_STATUSES = tuple(s.value for s in OrderStatus if not s.is_terminal)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened in one account."""
-
-    account_id: int
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True)
-class SignalFinish:
-    """The final status of a signal and the reason shown with it."""
-
-    signal_id: int
-    status: str
-    reason: str
 
 
 @dataclass
@@ -102,7 +92,7 @@ class _Execution:
         """Return the signal's finish when this is the last account and nothing awaits a retry."""
         if self.retryable or account is not self.accounts[-1]:
             return None
-        return _finish_for(self.signal.id, [*self.outcomes, outcome])
+        return finish_for(self.signal.id, [*self.outcomes, outcome])
 
 
 @dataclass
@@ -138,6 +128,20 @@ async def execute_signal_job(context: AppContext, job: Job) -> None:
     await execute_signal(context, int(job.payload["signal_id"]))
 
 
+def execute_signal_inline(
+    context: AppContext, connection: Connection, job: Job
+) -> Callable[[], None] | None:
+    """Run the job in the worker's claiming transaction when every account is a paper one.
+
+    Return what to do once that transaction committed, or None (having written nothing) when
+    the signal needs the multi-step path (`execute_signal_job`).
+    """
+    executed = paper_execution.execute_in_transaction(
+        context, connection, signal_id=int(job.payload["signal_id"])
+    )
+    return None if executed is None else partial(executed.report, context.metrics)
+
+
 async def signal_job_dead(context: AppContext, job: Job, error: str) -> None:
     """Mark the signal failed when its job is given up."""
     reason = f"gave up after {job.attempts} attempts: {error}"
@@ -155,6 +159,12 @@ async def signal_job_replayed(session: AsyncSession, job: Job) -> None:
 
 async def execute_signal(context: AppContext, signal_id: int) -> None:
     """Place the orders an accepted signal asks for in every bound account."""
+    executed = await context.db.run_transaction(
+        partial(paper_execution.execute_in_transaction, context, signal_id=signal_id)
+    )
+    if executed is not None:
+        executed.report(context.metrics)
+        return
     run = await context.db.run_session(
         partial(_load, context=context, signal_id=signal_id), write=False
     )
@@ -171,7 +181,7 @@ async def execute_signal(context: AppContext, signal_id: int) -> None:
         reason = "the strategy has no live broker account"
         await _finish_signal(context, SignalFinish(signal_id, "failed", reason))
     elif not run.finished:
-        await _finish_signal(context, _finish_for(signal_id, run.outcomes))
+        await _finish_signal(context, finish_for(signal_id, run.outcomes))
 
 
 def _load(session: Session, *, context: AppContext, signal_id: int) -> _Execution | None:
@@ -261,14 +271,7 @@ def _observe_first(run: _Execution, step: _Step) -> bool:
     return isinstance(step.broker, QuoteDriven) and (
         (step.account.id, step.symbol) in run.working
         or step.client_id in run.stored
-        or _needs_equity(run)
-    )
-
-
-def _needs_equity(run: _Execution) -> bool:
-    return QuantityType.PERCENT_OF_EQUITY in (
-        run.intent.quantity_type,
-        QuantityType(run.strategy.sizing_type),
+        or needs_equity(run.intent, run.strategy)
     )
 
 
@@ -363,24 +366,7 @@ def _record_leg(session: Session, parent: Order, leg: OrderStatusReport, index: 
     client_id = leg.client_order_id or orders.leg_client_order_id(parent.client_order_id, name)
     order = orders.find_order_sync(session, client_id, for_update=True)
     if order is None:
-        order = Order(
-            user_id=parent.user_id,
-            signal_id=parent.signal_id,
-            strategy_id=parent.strategy_id,
-            broker_account_id=parent.broker_account_id,
-            parent_order_id=parent.id,
-            leg=name,
-            client_order_id=client_id,
-            broker_order_id=leg.broker_order_id,
-            ticker=parent.ticker,
-            symbol=leg.symbol,
-            side=leg.side.value,
-            order_type=leg.order_type.value,
-            time_in_force="gtc",
-            quantity=leg.quantity,
-            status=OrderStatus.NEW.value,
-            filled_quantity=Decimal(0),
-        )
+        order = Order(**orders.leg_fields(parent, leg, name, client_id), filled_quantity=Decimal(0))
         session.add(order)
         session.flush()
         orders.record_event(session, order, "created", None, {"leg_of": parent.id})
@@ -409,7 +395,11 @@ async def _cancel_open(
 
 async def _place(run: _Execution, step: _Step) -> Outcome:
     context, account = run.context, step.account
-    equity = (await step.broker.fetch_account()).equity if _needs_equity(run) else None
+    equity = (
+        (await step.broker.fetch_account()).equity
+        if needs_equity(run.intent, run.strategy)
+        else None
+    )
     prepared = await context.db.run_session(partial(_prepare, run=run, step=step, equity=equity))
     if prepared.refusal is not None:
         raise prepared.refusal
@@ -425,7 +415,16 @@ async def _place(run: _Execution, step: _Step) -> Outcome:
         if adopted is not None:
             await record_report(context, step.client_id, adopted)
             return Outcome(account.id, True, f"order {existing.id} found at the broker")
-        return await _submit(run, step, _request_from(existing, run.intent))
+        request = request_from(
+            run.intent,
+            client_id=existing.client_order_id,
+            symbol=existing.symbol,
+            side=existing.side,
+            quantity=existing.quantity,
+            order_type=existing.order_type,
+            time_in_force=existing.time_in_force,
+        )
+        return await _submit(run, step, request)
     if prepared.request is None:
         return Outcome(account.id, True, "nothing to do")
     context.metrics.order_status(OrderStatus.NEW.value)
@@ -472,64 +471,20 @@ def _prepare(
 def _plan_request(
     session: Session, run: _Execution, step: _Step, equity: Decimal | None
 ) -> OrderRequest | None:
-    intent, strategy = run.intent, run.strategy
     position = orders.current_position(
-        session, broker_account_id=step.account.id, strategy_id=strategy.id, ticker=intent.ticker
+        session,
+        broker_account_id=step.account.id,
+        strategy_id=run.strategy.id,
+        ticker=run.intent.ticker,
     )
-    price = intent.limit_price or intent.price
-    capabilities = step.broker.capabilities
-    plan = plan_order(
-        intent,
-        sizing=Sizing(QuantityType(strategy.sizing_type), strategy.sizing_value),
-        current_position=position,
+    return plan_request(
+        run.intent,
+        run.strategy,
+        client_id=step.client_id,
+        symbol=step.symbol,
+        position=position,
         equity=equity,
-        price=price,
-        fractional=capabilities.fractional_quantity,
-        notional_orders=capabilities.notional_orders,
-    )
-    if plan is None:
-        return None
-    check_order(strategy, ticker=intent.ticker, plan=plan, current_position=position)
-    return _build_request(step.client_id, step.symbol, plan, intent, entry=price)
-
-
-def _build_request(
-    client_id: str, symbol: str, plan: OrderPlan, intent: AlertIntent, *, entry: Decimal | None
-) -> OrderRequest:
-    take_profit, stop_loss = (None, None)
-    if not plan.reduce_only:
-        take_profit, stop_loss = bracket_prices(
-            intent.take_profit, intent.stop_loss, entry=entry, side=plan.side
-        )
-    return OrderRequest(
-        client_order_id=client_id,
-        symbol=symbol,
-        side=plan.side,
-        order_type=intent.order_type,
-        quantity=plan.quantity,
-        notional=plan.notional,
-        limit_price=intent.limit_price,
-        stop_price=intent.stop_price,
-        trail_percent=intent.trail_percent,
-        time_in_force=intent.time_in_force,
-        take_profit_price=take_profit,
-        stop_loss=stop_loss,
-        reference_price=intent.price,
-    )
-
-
-def _request_from(order: Order, intent: AlertIntent) -> OrderRequest:
-    """Rebuild the request of an order stored before a crash or a failed attempt."""
-    plan = OrderPlan(OrderSide(order.side), order.quantity or None, None, reduce_only=False)
-    request = _build_request(
-        order.client_order_id, order.symbol, plan, intent, entry=intent.limit_price or intent.price
-    )
-    return OrderRequest(
-        **{
-            **request.__dict__,
-            "order_type": OrderType(order.order_type),
-            "time_in_force": TimeInForce(order.time_in_force),
-        }
+        capabilities=step.broker.capabilities,
     )
 
 
@@ -574,21 +529,10 @@ async def _refuse(context: AppContext, client_id: str, event: OrderEventType, re
         context.metrics.order_status(status)
 
 
-def _finish_for(signal_id: int, outcomes: list[Outcome]) -> SignalFinish:
-    status = "failed" if any(not outcome.ok for outcome in outcomes) else "executed"
-    summary = "; ".join(f"account {o.account_id}: {o.message}" for o in outcomes)
-    return SignalFinish(signal_id, status, summary)
-
-
 async def _finish_signal(context: AppContext, finish: SignalFinish) -> None:
     await context.db.run_session(partial(_finish_in, finish=finish))
 
 
 def _finish_in(session: Session, *, finish: SignalFinish) -> None:
     """Give a still accepted signal its final status."""
-    session.execute(
-        update(Signal)
-        .where(Signal.id == finish.signal_id, Signal.status == "accepted")
-        .values(status=finish.status, reason=finish.reason[:4000], executed_at=now())
-        .execution_options(synchronize_session=False)
-    )
+    finish_signal(session.connection(), finish)

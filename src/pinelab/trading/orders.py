@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,22 +52,65 @@ async def find_order(
     return await session.run_sync(find_order_sync, client_id, for_update=for_update)
 
 
+def request_fields(request: OrderRequest) -> dict[str, Any]:
+    """Return the columns of a new order (status new) that come from its request."""
+    return {
+        "client_order_id": request.client_order_id,
+        "symbol": request.symbol,
+        "side": request.side.value,
+        "order_type": request.order_type.value,
+        "time_in_force": request.time_in_force.value,
+        "quantity": request.quantity if request.quantity is not None else ZERO,
+        "limit_price": request.limit_price,
+        "stop_price": request.stop_price,
+        "trail_percent": request.trail_percent,
+        "status": OrderStatus.NEW.value,
+    }
+
+
+class ParentOrder(Protocol):
+    """What a bracket leg takes from its parent order (an `Order` or a Core-path record)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def user_id(self) -> int: ...
+    @property
+    def signal_id(self) -> int | None: ...
+    @property
+    def strategy_id(self) -> int | None: ...
+    @property
+    def broker_account_id(self) -> int: ...
+    @property
+    def ticker(self) -> str: ...
+
+
+def leg_fields(
+    parent: ParentOrder, leg: OrderStatusReport, name: str, client_id: str
+) -> dict[str, Any]:
+    """Return the columns of our row for a bracket leg the broker reported (status new)."""
+    return {
+        "user_id": parent.user_id,
+        "signal_id": parent.signal_id,
+        "strategy_id": parent.strategy_id,
+        "broker_account_id": parent.broker_account_id,
+        "parent_order_id": parent.id,
+        "leg": name,
+        "client_order_id": client_id,
+        "broker_order_id": leg.broker_order_id,
+        "ticker": parent.ticker,
+        "symbol": leg.symbol,
+        "side": leg.side.value,
+        "order_type": leg.order_type.value,
+        "time_in_force": "gtc",
+        "quantity": leg.quantity,
+        "status": OrderStatus.NEW.value,
+    }
+
+
 def new_order(request: OrderRequest, **fields: Any) -> Order:
     """Build an order row (status new) for a request."""
-    return Order(
-        client_order_id=request.client_order_id,
-        symbol=request.symbol,
-        side=request.side.value,
-        order_type=request.order_type.value,
-        time_in_force=request.time_in_force.value,
-        quantity=request.quantity if request.quantity is not None else ZERO,
-        limit_price=request.limit_price,
-        stop_price=request.stop_price,
-        trail_percent=request.trail_percent,
-        status=OrderStatus.NEW.value,
-        filled_quantity=ZERO,
-        **fields,
-    )
+    return Order(**request_fields(request), filled_quantity=ZERO, **fields)
 
 
 def record_event(

@@ -1,6 +1,6 @@
-"""The cost of executing an alert: commits per market alert on the paper broker stay bounded,
-and the shortcut that saves a commit (the order carries the alert's price to the paper venue,
-instead of a separate price update) still gives the venue every alert's price."""
+"""The cost of executing an alert: a market alert on the paper broker is claimed, executed and
+completed in one commit with a bounded number of statements, and an alert that places no order
+still gives the paper venue its price."""
 
 from __future__ import annotations
 
@@ -15,14 +15,18 @@ from sqlalchemy import Engine, event, select
 from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
 from pinelab.config import Settings
+from pinelab.jobs.models import Job, JobAttempt
 from pinelab.signals.models import Signal
 from pinelab.trading.execution import execute_signal
 from pinelab.trading.models import Fill, Order
 from tests.factories import Seeded, seed_strategy
 
-# claim, store the order, the venue's submission, book its report (and finish the signal),
-# complete the job: 5 today; one spare so a deliberate addition does not need this test changed.
-MAX_COMMITS_PER_ALERT = 6
+# The claim, the order, the venue's fill, our books, the signal's finish and the job's completion
+# commit together: exactly one commit per alert.
+COMMITS_PER_ALERT = 1
+# 21 today (claim, read, venue price and matching, order, fill, position, finish, completion);
+# a little room so a deliberate addition is a conscious change of this number.
+MAX_STATEMENTS_PER_ALERT = 23
 ALERTS = 3
 
 
@@ -45,6 +49,19 @@ def commits() -> Iterator[list[str]]:
     event.listen(Engine, "commit", on_commit)
     yield seen
     event.remove(Engine, "commit", on_commit)
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """Record every statement sent to the database on any engine."""
+    seen: list[str] = []
+
+    def on_execute(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    yield seen
+    event.remove(Engine, "before_cursor_execute", on_execute)
 
 
 async def _ingest(context: AppContext, seeded: Seeded, number: int, **fields: Any) -> int:
@@ -70,17 +87,18 @@ async def _run_one_job(context: AppContext) -> None:
     assert await context.worker.run_once()
 
 
-async def test_a_market_alert_on_the_paper_broker_costs_few_commits(
-    context: AppContext, commits: list[str]
+async def test_a_market_alert_on_the_paper_broker_is_one_commit_of_few_statements(
+    context: AppContext, commits: list[str], statements: list[str]
 ) -> None:
     seeded = await seed_strategy(context.db)
     await _ingest(context, seeded, 0)
     await _run_one_job(context)  # the first fill creates the venue's account and our position
     signal_ids = [await _ingest(context, seeded, number) for number in range(1, ALERTS + 1)]
     commits.clear()
+    statements.clear()
     for _ in signal_ids:
         await _run_one_job(context)
-    executed = len(commits)
+    executed, sent = len(commits), len(statements)
     async with context.db.session() as session:
         statuses = (
             await session.scalars(select(Signal.status).where(Signal.id.in_(signal_ids)))
@@ -88,9 +106,18 @@ async def test_a_market_alert_on_the_paper_broker_costs_few_commits(
         filled = (
             await session.scalars(select(Order.status).where(Order.signal_id.in_(signal_ids)))
         ).all()
+        jobs = (
+            await session.scalars(
+                select(Job.status).where(Job.payload["signal_id"].as_integer().in_(signal_ids))
+            )
+        ).all()
+        attempts = (await session.scalars(select(JobAttempt.outcome))).all()
     assert statuses == ["executed"] * ALERTS
     assert filled == ["filled"] * ALERTS
-    assert executed <= MAX_COMMITS_PER_ALERT * ALERTS, f"{executed / ALERTS:.1f} commits per alert"
+    assert jobs == ["done"] * ALERTS
+    assert attempts.count("succeeded") == ALERTS + 1
+    assert executed == COMMITS_PER_ALERT * ALERTS, f"{executed / ALERTS:.1f} commits per alert"
+    assert sent <= MAX_STATEMENTS_PER_ALERT * ALERTS, f"{sent / ALERTS:.1f} statements per alert"
 
 
 @pytest.mark.parametrize(

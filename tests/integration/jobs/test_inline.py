@@ -1,0 +1,163 @@
+"""Jobs run inline, in the transaction that claims them: one commit, all or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Connection, Engine, Table, event, func, insert, select
+
+from pinelab.api.app import build_context
+from pinelab.api.context import AppContext
+from pinelab.config import Settings
+from pinelab.jobs import queue
+from pinelab.jobs.models import Job, JobAttempt, PeriodicTask
+from pinelab.jobs.worker import JobType, Worker
+
+_PERIODIC = cast(Table, PeriodicTask.__table__)
+
+
+class _ProcessDied(BaseException):
+    """Stands for the process going away in the middle of a transaction."""
+
+
+@pytest.fixture
+async def context(settings: Settings) -> AsyncIterator[AppContext]:
+    built = build_context(settings)
+    yield built
+    await built.db.dispose()
+
+
+@pytest.fixture
+def commits() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def on_commit(connection: Any) -> None:
+        seen.append(connection.engine.url.drivername)
+
+    event.listen(Engine, "commit", on_commit)
+    yield seen
+    event.remove(Engine, "commit", on_commit)
+
+
+async def _enqueue(context: AppContext, kind: str) -> int:
+    async with context.db.transaction() as session:
+        job = await queue.enqueue(session, kind, {}, max_attempts=3)
+    return job.id
+
+
+async def _job(context: AppContext, job_id: int) -> Job:
+    async with context.db.session() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None
+    return job
+
+
+async def _attempts(context: AppContext, job_id: int) -> list[tuple[int, str, str | None]]:
+    async with context.db.session() as session:
+        rows = await session.execute(
+            select(JobAttempt.attempt, JobAttempt.outcome, JobAttempt.error_class)
+            .where(JobAttempt.job_id == job_id)
+            .order_by(JobAttempt.id)
+        )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def _marks(context: AppContext) -> int:
+    async with context.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(PeriodicTask)) or 0)
+
+
+def _mark(connection: Connection, name: str) -> None:
+    """Write a row in the caller's transaction: evidence of what an inline run committed."""
+    values = {"name": name, "interval_seconds": 1.0, "next_run_at": func.now()}
+    connection.execute(insert(_PERIODIC).values(values))
+
+
+async def _never(_: AppContext, job: Job) -> None:
+    raise AssertionError("the ordinary path must not run a job finished inline")
+
+
+InlineRun = Callable[[AppContext, Connection, Job], Callable[[], None] | None]
+
+
+def _worker(context: AppContext, inline: InlineRun, run: Any = _never) -> Worker:
+    return Worker(context, {"inline": JobType(run=run, run_inline=inline)})
+
+
+async def test_inline_job_is_claimed_run_and_completed_in_one_commit(
+    context: AppContext, commits: list[str]
+) -> None:
+    after_commit: list[int] = []
+
+    def inline(_: AppContext, connection: Connection, job: Job) -> Callable[[], None]:
+        _mark(connection, f"done-{job.id}")
+        return lambda: after_commit.append(job.id)
+
+    job_id = await _enqueue(context, "inline")
+    commits.clear()
+    assert await _worker(context, inline).run_once()
+    assert len(commits) == 1
+    assert after_commit == [job_id]
+    job = await _job(context, job_id)
+    assert (job.status, job.attempts, job.lease_owner) == (queue.DONE, 1, None)
+    assert await _attempts(context, job_id) == [(1, queue.SUCCEEDED, None)]
+    assert await _marks(context) == 1
+
+
+async def test_declined_inline_job_takes_the_ordinary_path(context: AppContext) -> None:
+    ran: list[int] = []
+
+    def decline(_: AppContext, connection: Connection, job: Job) -> None:
+        return None
+
+    async def run(_: AppContext, job: Job) -> None:
+        ran.append(job.id)
+
+    job_id = await _enqueue(context, "inline")
+    assert await _worker(context, decline, run).run_once()
+    assert ran == [job_id]
+    assert (await _job(context, job_id)).status == queue.DONE
+    assert await _attempts(context, job_id) == [(1, queue.SUCCEEDED, None)]
+
+
+async def test_inline_failure_rolls_back_its_writes_and_the_ordinary_path_records_it(
+    context: AppContext,
+) -> None:
+    def crash(_: AppContext, connection: Connection, job: Job) -> None:
+        _mark(connection, f"half-done-{job.id}")
+        raise RuntimeError("died half way")
+
+    async def fail(_: AppContext, job: Job) -> None:
+        raise RuntimeError("died half way")
+
+    job_id = await _enqueue(context, "inline")
+    assert await _worker(context, crash, fail).run_once()
+    assert await _marks(context) == 0  # nothing of the inline attempt was committed
+    job = await _job(context, job_id)
+    # One attempt, counted once: the rolled-back claim did not count.
+    assert (job.status, job.attempts) == (queue.QUEUED, 1)
+    assert await _attempts(context, job_id) == [(1, queue.RETRYING, "RuntimeError")]
+
+
+async def test_a_job_whose_inline_run_never_committed_is_claimed_again(
+    context: AppContext,
+) -> None:
+    def interrupted(_: AppContext, connection: Connection, job: Job) -> None:
+        _mark(connection, f"lost-{job.id}")
+        raise _ProcessDied
+
+    job_id = await _enqueue(context, "inline")
+    with pytest.raises(_ProcessDied):
+        await _worker(context, interrupted).run_once()
+    assert await _marks(context) == 0
+    assert (await _job(context, job_id)).status == queue.QUEUED
+
+    def finish(_: AppContext, connection: Connection, job: Job) -> Callable[[], None]:
+        _mark(connection, f"done-{job.id}")
+        return lambda: None
+
+    assert await _worker(context, finish).run_once()
+    assert (await _job(context, job_id)).status == queue.DONE
+    assert await _marks(context) == 1
