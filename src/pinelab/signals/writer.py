@@ -28,7 +28,7 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pinelab.db import Database
 from pinelab.jobs.models import Job
@@ -253,8 +253,8 @@ def _store_batch_sqlite(
         ]
         if jobs:
             cursor.executemany(statements.insert_job, jobs)
-    except sqlite3.IntegrityError as exc:  # raised as the Core path raises it
-        raise IntegrityError(statements.insert_signal, None, exc) from exc
+    except sqlite3.Error as exc:  # raised as Core raises it (IntegrityError, OperationalError…)
+        raise DBAPIError.instance(statements.insert_signal, None, exc, sqlite3.Error) from exc
     finally:
         cursor.close()
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]

@@ -191,3 +191,34 @@ def _in_database_file(path: Path, signal_id: int) -> bool:
     with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as connection:
         row = connection.execute("SELECT 1 FROM signal WHERE id = ?", (signal_id,)).fetchone()
     return row is not None
+
+
+async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_event_loop(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    target = tmp_path / "busy.db"
+    target.write_bytes(sqlite_template.read_bytes())
+    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
+    other = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+    try:
+        seeded = await seed_strategy(db)
+        writer = SignalWriter(db)
+        await writer.start()
+        other.execute("BEGIN IMMEDIATE")  # a CLI command writing, say
+        pending = asyncio.ensure_future(
+            writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k")))
+        )
+        ticks = 0
+        for _ in range(30):  # the loop keeps running while the alert waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not pending.done()
+        other.execute("COMMIT")
+        signal_id, status = await asyncio.wait_for(pending, timeout=5)
+        await writer.stop()
+        assert (ticks, status) == (30, "accepted")
+        async with db.session() as session:
+            assert (await session.get(Signal, signal_id)) is not None
+    finally:
+        other.close()
+        await db.dispose()
