@@ -125,8 +125,7 @@ class _Run:
 
 def paper_config(context: AppContext, row: Any) -> PaperConfig | None:
     """Return the venue settings of an account served by the built-in paper broker, else None."""
-    registry = context.brokers
-    if row.kind != "paper" or registry.build != registry.build_default:
+    if not context.brokers.serves_builtin_paper(row.kind):
         return None  # another adapter (or one a test wraps) goes through the Broker protocol
     return PaperConfig(
         broker_account_id=row.account_id,
