@@ -24,7 +24,7 @@ from pinelab.trading import order_state
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from pinelab.trading.order_state import OrderEventType
 from pinelab.trading.orders import leg_client_order_id, leg_fields, request_fields
-from pinelab.trading.positions import PositionState, apply_fill
+from pinelab.trading.positions import book_fill
 from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
 
 ZERO = Decimal(0)
@@ -297,19 +297,8 @@ class Books:
             ticker=order.ticker,
             user_id=order.user_id,
         )
-        state = PositionState(
-            position.quantity, position.average_price, position.realized_pnl, position.commissions
-        )
         side = OrderSide(order.side)
-        state, realized = apply_fill(state, side, quantity, price, commission)
-        position.quantity, position.average_price = state.quantity, state.average_price
-        position.realized_pnl, position.commissions = state.realized_pnl, state.commissions
-        position.last_price, position.last_price_at = price, now()
-        total = order.filled_quantity + quantity
-        order.average_fill_price = (
-            (order.average_fill_price or ZERO) * order.filled_quantity + price * quantity
-        ) / total
-        order.filled_quantity = total
+        realized = book_fill(position, order, (side, quantity, price, commission), now())
         values = {
             "user_id": order.user_id,
             "broker_account_id": order.broker_account_id,

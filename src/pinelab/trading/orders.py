@@ -20,7 +20,7 @@ from pinelab.clock import now
 from pinelab.trading import order_state
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from pinelab.trading.order_state import OrderEventType
-from pinelab.trading.positions import PositionState, apply_fill
+from pinelab.trading.positions import book_fill
 from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
 
 ZERO = Decimal(0)
@@ -204,19 +204,8 @@ def _record_fill(
     report: OrderStatusReport,
 ) -> None:
     position = _position_for(session, order)
-    state = PositionState(
-        position.quantity, position.average_price, position.realized_pnl, position.commissions
-    )
     side = order_side(order)
-    state, realized = apply_fill(state, side, quantity, price, commission)
-    position.quantity, position.average_price = state.quantity, state.average_price
-    position.realized_pnl, position.commissions = state.realized_pnl, state.commissions
-    position.last_price, position.last_price_at = price, now()
-    total = order.filled_quantity + quantity
-    order.average_fill_price = (
-        (order.average_fill_price or ZERO) * order.filled_quantity + price * quantity
-    ) / total
-    order.filled_quantity = total
+    realized = book_fill(position, order, (side, quantity, price, commission), now())
     session.add(
         Fill(
             user_id=order.user_id,

@@ -9,7 +9,9 @@ commission; commissions accumulate on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 from pinelab.brokers.base import OrderSide
 
@@ -65,3 +67,47 @@ def unrealized_pnl(state: PositionState, last_price: Decimal) -> Decimal:
 
 def _sign(value: Decimal) -> int:
     return 1 if value > 0 else -1
+
+
+class StoredPosition(Protocol):
+    """A stored position (a `Position` row or a Core-path record) that fills move."""
+
+    quantity: Decimal
+    average_price: Decimal
+    realized_pnl: Decimal
+    commissions: Decimal
+    last_price: Decimal | None
+    last_price_at: datetime | None
+
+
+class FilledOrder(Protocol):
+    """The fill totals of a stored order (an `Order` row or a Core-path record)."""
+
+    filled_quantity: Decimal
+    average_fill_price: Decimal | None
+
+
+def book_fill(
+    position: StoredPosition,
+    order: FilledOrder,
+    fill: tuple[OrderSide, Decimal, Decimal, Decimal],
+    moment: datetime,
+) -> Decimal:
+    """Move a stored position and its order's fill totals by one fill; return the realized P&L.
+
+    `fill` is (side, quantity, price, commission). Both execution paths book fills through this.
+    """
+    side, quantity, price, commission = fill
+    state = PositionState(
+        position.quantity, position.average_price, position.realized_pnl, position.commissions
+    )
+    state, realized = apply_fill(state, side, quantity, price, commission)
+    position.quantity, position.average_price = state.quantity, state.average_price
+    position.realized_pnl, position.commissions = state.realized_pnl, state.commissions
+    position.last_price, position.last_price_at = price, moment
+    total = order.filled_quantity + quantity
+    order.average_fill_price = (
+        (order.average_fill_price or Decimal(0)) * order.filled_quantity + price * quantity
+    ) / total
+    order.filled_quantity = total
+    return realized
