@@ -228,7 +228,8 @@ async def _probe_ccxt(kind: str, paper: bool) -> None:
     try:
         urls = exchange.urls.get("test") if paper and exchange.urls.get("test") else None
         api = urls or exchange.urls["api"]
-        await probe_url(_first_url(api))
+        # Many exchanges give templates (https://api.{hostname}); fill them in as ccxt does.
+        await probe_url(exchange.implode_hostname(_first_url(api)))
     finally:
         await exchange.close()
 
