@@ -97,7 +97,7 @@ class Database:
         work and one fsync, and under load handing it to a thread costs more, since each of its
         statements has to win the GIL back from the busy loop (measured: p99 95 → 23 ms at 64
         connections). The one long step of a commit, the WAL checkpoint, is never taken on the
-        loop: that connection does not checkpoint, `checkpoint_soon` does it on another thread.
+        loop: that connection does not checkpoint, `_checkpoint_soon` has another thread do it.
         Nor does it wait long for a write lock another process holds (a CLI command): after
         `INLINE_BUSY_TIMEOUT_MS` the batch is rolled back and run again on the SQLite thread,
         which waits as long as any other write.
