@@ -18,11 +18,6 @@ class RequestAborted(BusinessLogicError):
     """The client went away before its body arrived (answered 400, logged quietly)."""
 
 
-async def read_capped_body(request: Request, cap: int) -> tuple[bytes, bool]:
-    """Read at most `cap` bytes of a request's body; return (body, whether it was cut)."""
-    return await receive_capped_body(request.receive, cap)
-
-
 async def receive_capped_body(receive: Receive, cap: int) -> tuple[bytes, bool]:
     """Read at most `cap` bytes of the body from ASGI `receive`; return (body, whether it was cut).
 

@@ -66,6 +66,7 @@ _ALERT_EXAMPLE = {
         413: {"description": "Body larger than the limit (the alert is recorded as rejected)"},
         422: {"description": "Alert not understood (recorded as rejected, reason in the body)"},
         429: {"description": "Too many alerts for the strategy or bad tokens from the source"},
+        503: {"description": "The alert could not be stored (nothing was accepted); send it again"},
     },
     openapi_extra={
         "parameters": [
