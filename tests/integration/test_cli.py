@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,23 @@ from sqlalchemy import select
 from pinelab.accounts import security, service
 from pinelab.accounts.models import User
 from pinelab.db import Database
-from tests.cli_support import run_pinelab
+from tests.cli_support import cli_database_url, data_dir_from, migrated_template, run_pinelab
 
 PASSWORD = "blue-harbour-lantern-42"
 
 
 @pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    template = tmp_path_factory.mktemp("cli-template")
-    migrated = run_pinelab(template, "migrate")
-    assert migrated.returncode == 0, migrated.stderr
-    return template / "cli.db"
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory.mktemp("cli-template"))
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, migrated_template: Path) -> Path:
-    shutil.copy(migrated_template, tmp_path / "cli.db")
-    return tmp_path
+def data_dir(tmp_path: Path, template: Path) -> Path:
+    return data_dir_from(template, tmp_path)
 
 
 def database(data_dir: Path) -> Database:
-    return Database(f"sqlite+aiosqlite:///{data_dir / 'cli.db'}")
+    return Database(cli_database_url(data_dir))
 
 
 def users_in(data_dir: Path) -> list[User]:

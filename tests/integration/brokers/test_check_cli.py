@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,29 +13,20 @@ from pinelab.brokers.models import BrokerAccount
 from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.vault import build_vault
-from tests.cli_support import run_pinelab
+from tests.cli_support import cli_settings, data_dir_from, migrated_template, run_pinelab
 from tests.factories import seed_strategy
 
 UNKNOWN_ID = 999_999
 
 
 @pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    template = tmp_path_factory.mktemp("broker-check-template")
-    migrated = run_pinelab(template, "migrate")
-    assert migrated.returncode == 0, migrated.stderr
-    return template / "cli.db"
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory.mktemp("broker-check-template"))
 
 
 @pytest.fixture
-def settings(tmp_path: Path, migrated_template: Path) -> Settings:
-    shutil.copy(migrated_template, tmp_path / "cli.db")
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        env="test",
-        data_dir=tmp_path,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-    )
+def settings(tmp_path: Path, template: Path) -> Settings:
+    return cli_settings(data_dir_from(template, tmp_path))
 
 
 async def seed_paper_and_unreadable(settings: Settings) -> tuple[int, int]:

@@ -20,13 +20,14 @@ from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import DeadLetter, Job
 from pinelab.notify.email import SEND_EMAIL, Email
+from tests.cli_support import cli_database_url
 
 
 def _env(data_dir: Path) -> dict[str, str]:
     return {
         **os.environ,
         "PINELAB_DATA_DIR": str(data_dir),
-        "PINELAB_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'cli.db'}",
+        "PINELAB_DATABASE_URL": cli_database_url(data_dir),
         "PINELAB_ENV": "test",
         "PINELAB_LOG_FORMAT": "json",
         "PINELAB_SECRET_KEY": "cli-test-secret-key-that-is-long-enough-0123456789abcdef",
@@ -64,7 +65,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def _database(data_dir: Path) -> Database:
-    return Database(f"sqlite+aiosqlite:///{data_dir / 'cli.db'}")
+    return Database(cli_database_url(data_dir))
 
 
 async def _bury_email(data_dir: Path, to: str) -> int:
