@@ -23,9 +23,14 @@ from pinelab.clock import now
 from pinelab.trading import order_state
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from pinelab.trading.order_state import OrderEventType
-from pinelab.trading.orders import leg_client_order_id, leg_fields, request_fields
+from pinelab.trading.orders import (
+    leg_client_order_id,
+    leg_fields,
+    request_fields,
+    sync_with_report,
+)
 from pinelab.trading.positions import book_fill
-from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
+from pinelab.trading.reconcile import OrderSync
 
 ZERO = Decimal(0)
 WORKING = tuple(status.value for status in OrderStatus if not status.is_terminal)
@@ -233,18 +238,7 @@ class Books:
         return changed
 
     def _apply(self, order: OrderRecord, report: OrderStatusReport) -> OrderSync:
-        snapshot = OrderSnapshot(
-            status=OrderStatus(order.status),
-            filled_quantity=order.filled_quantity,
-            average_fill_price=order.average_fill_price,
-            broker_order_id=order.broker_order_id,
-            commission=self._commission(order),
-        )
-        sync = sync_order(snapshot, report)
-        if sync.broker_order_id:
-            order.broker_order_id = sync.broker_order_id
-        if order.quantity == 0 and report.quantity:
-            order.quantity = report.quantity
+        sync = sync_with_report(order, report, self._commission(order))
         for fill in sync.fills:
             self._fill(
                 order, fill.broker_fill_id, fill.quantity, fill.price, fill.commission, report

@@ -162,14 +162,24 @@ async def apply_report(session: AsyncSession, order: Order, report: OrderStatusR
     return await session.run_sync(apply_report_sync, order, report)
 
 
-def apply_report_sync(session: Session, order: Order, report: OrderStatusReport) -> OrderSync:
-    """Bring one order (and its position) in line with the venue's report, through sync_order."""
-    commission = ZERO
-    if order.filled_quantity:  # commission is only ever booked with a fill
-        total = session.scalar(
-            select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
-        )
-        commission = Decimal(str(total or 0))
+class ReportedOrder(Protocol):
+    """What reconciling with a report reads and sets on an order (`Order` or a Core record)."""
+
+    status: str
+    quantity: Decimal
+    filled_quantity: Decimal
+    average_fill_price: Decimal | None
+    broker_order_id: str | None
+
+
+def sync_with_report(
+    order: ReportedOrder, report: OrderStatusReport, commission: Decimal
+) -> OrderSync:
+    """Run `sync_order` on an order's snapshot and take the venue's id and quantity from it.
+
+    Fills and the status event it returns are for the caller to book. `commission` is what the
+    order's fills have booked so far.
+    """
     snapshot = OrderSnapshot(
         status=OrderStatus(order.status),
         filled_quantity=order.filled_quantity,
@@ -182,6 +192,18 @@ def apply_report_sync(session: Session, order: Order, report: OrderStatusReport)
         order.broker_order_id = sync.broker_order_id
     if order.quantity == 0 and report.quantity:
         order.quantity = report.quantity
+    return sync
+
+
+def apply_report_sync(session: Session, order: Order, report: OrderStatusReport) -> OrderSync:
+    """Bring one order (and its position) in line with the venue's report, through sync_order."""
+    commission = ZERO
+    if order.filled_quantity:  # commission is only ever booked with a fill
+        total = session.scalar(
+            select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
+        )
+        commission = Decimal(str(total or 0))
+    sync = sync_with_report(order, report, commission)
     for fill in sync.fills:
         _record_fill(
             session, order, fill.broker_fill_id, fill.quantity, fill.price, fill.commission, report
