@@ -9,11 +9,13 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 from pinelab import clock
@@ -137,3 +139,16 @@ def frozen_clock() -> Iterator[clock.FrozenClock]:
     previous = clock.install(fake)
     yield fake
     clock.install(previous)
+
+
+@pytest.fixture
+def commits() -> Iterator[list[str]]:
+    """Record every commit on any engine (the async one and the dedicated SQLite ones)."""
+    seen: list[str] = []
+
+    def on_commit(connection: Any) -> None:
+        seen.append(connection.engine.url.drivername)
+
+    event.listen(Engine, "commit", on_commit)
+    yield seen
+    event.remove(Engine, "commit", on_commit)

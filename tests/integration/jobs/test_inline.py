@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Connection, Engine, Table, event, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
@@ -27,18 +27,6 @@ async def context(settings: Settings) -> AsyncIterator[AppContext]:
     built = build_context(settings)
     yield built
     await built.db.dispose()
-
-
-@pytest.fixture
-def commits() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def on_commit(connection: Any) -> None:
-        seen.append(connection.engine.url.drivername)
-
-    event.listen(Engine, "commit", on_commit)
-    yield seen
-    event.remove(Engine, "commit", on_commit)
 
 
 async def _enqueue(context: AppContext, kind: str) -> int:

@@ -39,19 +39,6 @@ async def context(settings: Settings) -> AsyncIterator[AppContext]:
 
 
 @pytest.fixture
-def commits() -> Iterator[list[str]]:
-    """Record every commit on any engine (the async one and the dedicated SQLite ones)."""
-    seen: list[str] = []
-
-    def on_commit(connection: Any) -> None:
-        seen.append(connection.engine.url.drivername)
-
-    event.listen(Engine, "commit", on_commit)
-    yield seen
-    event.remove(Engine, "commit", on_commit)
-
-
-@pytest.fixture
 def statements() -> Iterator[list[str]]:
     """Record every statement sent to the database on any engine."""
     seen: list[str] = []
