@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pinelab.clock import now
@@ -19,7 +19,17 @@ class Signal(Base):
     __table_args__ = (
         UniqueConstraint("strategy_id", "idempotency_key"),
         Index("ix_signal_user_id_id", "user_id", "id"),
-        Index("ix_signal_strategy_id_body_hash", "strategy_id", "body_hash"),
+        # The duplicate-window check looks up unkeyed alerts only (a keyed alert is a repeat by
+        # its key): partial, so keyed alerts skip a random-order insert on every webhook. The
+        # (always NULL) key column makes it the planner's choice over the unique index above.
+        Index(
+            "ix_signal_unkeyed_body_hash",
+            "strategy_id",
+            "idempotency_key",
+            "body_hash",
+            sqlite_where=text("idempotency_key IS NULL"),
+            postgresql_where=text("idempotency_key IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

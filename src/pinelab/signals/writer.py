@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Dialect,
+    Select,
     String,
     Table,
     and_,
@@ -325,10 +326,20 @@ def _check_body_window(
         and other.values["body_hash"] == values["body_hash"]
         for other in batch[: batch.index(item)]
     )
-    query = (
+    earlier = session.execute(window_query(values, since)).scalar_one_or_none()
+    if earlier is not None or earlier_in_batch:
+        _as_duplicate(item, earlier, f"same alert body within {item.duplicate_window_seconds}s")
+
+
+def window_query(values: dict[str, Any], since: datetime) -> Select[tuple[int]]:
+    """The newest stored copy of an unkeyed alert's body for its strategy since `since`."""
+    return (
         select(Signal.id)
         .where(
             Signal.strategy_id == values["strategy_id"],
+            # The same body carries the same key, so an earlier copy is unkeyed too; saying so
+            # lets the planner use the partial index of unkeyed alerts.
+            Signal.idempotency_key.is_(None),
             Signal.body_hash == values["body_hash"],
             Signal.received_at >= since,
             Signal.status.in_([ACCEPTED, "executed", "failed"]),
@@ -336,9 +347,6 @@ def _check_body_window(
         .order_by(Signal.id.desc())
         .limit(1)
     )
-    earlier = session.execute(query).scalar_one_or_none()
-    if earlier is not None or earlier_in_batch:
-        _as_duplicate(item, earlier, f"same alert body within {item.duplicate_window_seconds}s")
 
 
 def _as_duplicate(item: PendingSignal, original_id: int | None, reason: str) -> None:

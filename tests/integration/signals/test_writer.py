@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -129,6 +129,37 @@ async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
             ).one()
         )
         assert tuple(stored) == ("2026-03-01 14:30:00.000000", "text")
+
+
+async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
+    db: Database,
+) -> None:
+    seeded = await seed_strategy(db)
+    writer = SignalWriter(db)
+
+    async def store(key: str | None) -> tuple[int, str]:
+        values = _values(seeded.strategy_id, seeded.user_id, key, body="buy AAPL 1")
+        return await writer.write(PendingSignal(values, duplicate_window_seconds=60))
+
+    _, keyed = await store("id-1|t")
+    first_id, first = await store(None)
+    repeat_id, repeat = await store(None)
+    assert (keyed, first, repeat) == (ACCEPTED, ACCEPTED, "duplicate")
+    async with db.session() as session:
+        duplicate_of = await session.scalar(
+            select(Signal.duplicate_of_id).where(Signal.id == repeat_id)
+        )
+    assert duplicate_of == first_id  # the unkeyed original, not the keyed alert before it
+    if db.is_sqlite:  # PostgreSQL plans by its statistics; SQLite by the query's shape
+        since = now() - timedelta(seconds=60)
+        query = writer_module.window_query(_values(seeded.strategy_id, 0, None), since)
+        sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
+
+        def plan(connection: Connection) -> str:
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            return " ".join(str(row[-1]) for row in rows)
+
+        assert "USING INDEX ix_signal_unkeyed_body_hash" in await db.run_transaction(plan)
 
 
 async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_error(
