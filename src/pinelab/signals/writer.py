@@ -331,7 +331,7 @@ def _check_body_window(
         _as_duplicate(item, earlier, f"same alert body within {item.duplicate_window_seconds}s")
 
 
-def window_query(values: dict[str, Any], since: datetime) -> Select[tuple[int]]:
+def window_query(values: dict[str, Any], since: datetime) -> Select[int]:
     """The newest stored copy of an unkeyed alert's body for its strategy since `since`."""
     return (
         select(Signal.id)
