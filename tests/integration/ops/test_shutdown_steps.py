@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -94,3 +95,16 @@ async def test_a_failing_step_does_not_stop_the_steps_after_it(
     assert failed == [("brokers", "a broker session refused to close")]
     assert disposed == [True]
     assert [e["event"] for e in logs][-1] == "stopped"
+
+
+async def test_startup_objects_are_kept_out_of_garbage_collection_while_the_app_runs(
+    settings: Settings,
+) -> None:
+    application = create_app(settings)
+    gc.unfreeze()
+    async with application.router.lifespan_context(application):
+        # The app, its modules and libraries: full collections no longer walk them.
+        frozen_while_running = gc.get_freeze_count()
+        assert len(gc.get_objects(generation=2)) < frozen_while_running
+    assert frozen_while_running > 50_000
+    assert gc.get_freeze_count() == 0  # collectable again once the app stopped
