@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import hashlib
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, event, func, insert, select
 
 from pinelab.clock import now
 from pinelab.db import Database
@@ -94,6 +95,73 @@ async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
             assert (await session.get(Signal, signal_id)) is not None
     finally:
         await reopened.dispose()
+
+
+async def test_durable_statements_run_on_the_loop_and_only_the_commit_on_the_commit_thread(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    target = tmp_path / "threads.db"
+    target.write_bytes(sqlite_template.read_bytes())
+    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
+    threads: dict[str, str] = {}
+    event.listen(
+        db._inline_sqlite_engine(),
+        "commit",
+        lambda _connection: threads.setdefault("commit", threading.current_thread().name),
+    )
+    try:
+        seeded = await seed_strategy(db)
+
+        def work(connection: Connection) -> None:
+            threads["statements"] = threading.current_thread().name
+            connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
+
+        await db.run_transaction(work, durable=True)
+        assert threads == {
+            "statements": threading.main_thread().name,  # the event loop's thread
+            "commit": "pinelab-commit_0",
+        }
+    finally:
+        await db.dispose()
+
+
+async def test_a_durable_batch_cancelled_during_its_commit_lets_the_commit_finish_first(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    target = tmp_path / "cancel.db"
+    target.write_bytes(sqlite_template.read_bytes())
+    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
+    committing, release = threading.Event(), threading.Event()
+
+    def slow_commit(_connection: Connection) -> None:
+        committing.set()
+        release.wait(5)
+
+    try:
+        seeded = await seed_strategy(db)
+        engine = db._inline_sqlite_engine()
+        event.listen(engine, "commit", slow_commit)
+
+        def work(connection: Connection) -> None:
+            connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
+
+        batch = asyncio.ensure_future(db.run_transaction(work, durable=True))
+        assert await asyncio.to_thread(committing.wait, 5)
+        batch.cancel()
+        await asyncio.sleep(0.05)
+        assert not batch.done()  # still waiting for the commit: the connection stays its own
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        event.remove(engine, "commit", slow_commit)
+        count = await db.run_transaction(
+            lambda c: c.execute(select(func.count()).select_from(Signal)).scalar_one(),
+            durable=True,
+        )
+        assert count == 1  # the commit went through; the next batch got the connection
+    finally:
+        release.set()
+        await db.dispose()
 
 
 async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
