@@ -96,7 +96,7 @@ def _freeze_startup_heap() -> None:
     """Keep what startup built (modules, app, libraries: ~300k objects) out of garbage collection.
 
     A full collection walks every tracked object; over the startup heap that took 60-150 ms on
-    the event loop, every few seconds under load (measured: c=64 p99 120 ms → see
+    the event loop, every few seconds under load (c=64 p99 120 ms, 10 ms once frozen; see
     docs/architecture.md). Those objects live as long as the process, so collecting them is
     pointless: `gc.freeze` moves them to the permanent generation. What requests allocate is
     collected as before. Shutdown unfreezes them.
