@@ -98,7 +98,7 @@ class Database:
         commit (the WAL write and its fsync, during which SQLite lets go of the GIL) on the
         commit thread: two GIL handoffs per batch, where running every statement in a thread
         made each win the GIL back from the busy loop (measured: p99 95 ms at 64 connections);
-        and the loop reads the next requests while the disk syncs (c=64: 9.9k → 11.5k
+        and the loop reads the next requests while the disk syncs (c=64: 9.9k → 12.5k
         alerts/s). The one long step of a commit, the WAL checkpoint, is never taken by that
         connection: `_checkpoint_soon` has another thread do it. Nor does it wait long for a
         write lock another process holds (a CLI command): after `INLINE_BUSY_TIMEOUT_MS` the
