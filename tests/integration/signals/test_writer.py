@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import sqlite3
 import threading
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,6 +46,19 @@ def _values(
     }
 
 
+DURABLE_FILE = "durable.db"
+
+
+@pytest.fixture
+async def durable_db(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
+    """SQLite at synchronous=FULL (the default) on its own copy of the migrated template."""
+    target = tmp_path / DURABLE_FILE
+    target.write_bytes(sqlite_template.read_bytes())
+    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
+    yield db
+    await db.dispose()
+
+
 async def test_batch_of_concurrent_alerts_commits_signals_and_jobs_together(db: Database) -> None:
     seeded = await seed_strategy(db)
     writer = SignalWriter(db)
@@ -68,28 +82,23 @@ async def test_batch_of_concurrent_alerts_commits_signals_and_jobs_together(db: 
 
 
 async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
-    tmp_path: Path, sqlite_template: Path
+    durable_db: Database, tmp_path: Path
 ) -> None:
-    target = tmp_path / "durable.db"
-    target.write_bytes(sqlite_template.read_bytes())
-    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
-    try:
-        seeded = await seed_strategy(db)
-        writer = SignalWriter(db)
-        signal_id, status = await writer.write(
-            PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
-        )
-        assert status == "accepted"
+    seeded = await seed_strategy(durable_db)
+    writer = SignalWriter(durable_db)
+    signal_id, status = await writer.write(
+        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
+    )
+    assert status == "accepted"
 
-        def level_of(connection: Connection) -> object:
-            return connection.exec_driver_sql("PRAGMA synchronous").scalar()
+    def level_of(connection: Connection) -> object:
+        return connection.exec_driver_sql("PRAGMA synchronous").scalar()
 
-        durable_level = await db.run_transaction(level_of, durable=True)
-        level = await db.run_transaction(level_of)
-        assert (durable_level, level) == (2, 1)  # FULL for acknowledgements, NORMAL otherwise
-    finally:
-        await db.dispose()
-    reopened = Database(f"sqlite+aiosqlite:///{target}")
+    durable_level = await durable_db.run_transaction(level_of, durable=True)
+    level = await durable_db.run_transaction(level_of)
+    assert (durable_level, level) == (2, 1)  # FULL for acknowledgements, NORMAL otherwise
+    await durable_db.dispose()
+    reopened = Database(f"sqlite+aiosqlite:///{tmp_path / DURABLE_FILE}")
     try:
         async with reopened.session() as session:
             assert (await session.get(Signal, signal_id)) is not None
@@ -98,70 +107,58 @@ async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
 
 
 async def test_durable_statements_run_on_the_loop_and_only_the_commit_on_the_commit_thread(
-    tmp_path: Path, sqlite_template: Path
+    durable_db: Database,
 ) -> None:
-    target = tmp_path / "threads.db"
-    target.write_bytes(sqlite_template.read_bytes())
-    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
     threads: dict[str, str] = {}
     event.listen(
-        db._inline_sqlite_engine(),
+        durable_db._inline_sqlite_engine(),
         "commit",
         lambda _connection: threads.setdefault("commit", threading.current_thread().name),
     )
-    try:
-        seeded = await seed_strategy(db)
+    seeded = await seed_strategy(durable_db)
 
-        def work(connection: Connection) -> None:
-            threads["statements"] = threading.current_thread().name
-            connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
+    def work(connection: Connection) -> None:
+        threads["statements"] = threading.current_thread().name
+        connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
 
-        await db.run_transaction(work, durable=True)
-        assert threads == {
-            "statements": threading.main_thread().name,  # the event loop's thread
-            "commit": "pinelab-commit_0",
-        }
-    finally:
-        await db.dispose()
+    await durable_db.run_transaction(work, durable=True)
+    assert threads == {
+        "statements": threading.main_thread().name,  # the event loop's thread
+        "commit": "pinelab-commit_0",
+    }
 
 
 async def test_a_durable_batch_cancelled_during_its_commit_lets_the_commit_finish_first(
-    tmp_path: Path, sqlite_template: Path
+    durable_db: Database,
 ) -> None:
-    target = tmp_path / "cancel.db"
-    target.write_bytes(sqlite_template.read_bytes())
-    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
     committing, release = threading.Event(), threading.Event()
 
     def slow_commit(_connection: Connection) -> None:
         committing.set()
         release.wait(5)
 
+    seeded = await seed_strategy(durable_db)
+    engine = durable_db._inline_sqlite_engine()
+    event.listen(engine, "commit", slow_commit)
+
+    def work(connection: Connection) -> None:
+        connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
+
+    batch = asyncio.ensure_future(durable_db.run_transaction(work, durable=True))
     try:
-        seeded = await seed_strategy(db)
-        engine = db._inline_sqlite_engine()
-        event.listen(engine, "commit", slow_commit)
-
-        def work(connection: Connection) -> None:
-            connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
-
-        batch = asyncio.ensure_future(db.run_transaction(work, durable=True))
         assert await asyncio.to_thread(committing.wait, 5)
         batch.cancel()
         await asyncio.sleep(0.05)
         assert not batch.done()  # still waiting for the commit: the connection stays its own
-        release.set()
-        with pytest.raises(asyncio.CancelledError):
-            await batch
-        event.remove(engine, "commit", slow_commit)
-        count = await db.run_transaction(
-            lambda c: c.execute(select(func.count()).select_from(Signal)).scalar_one(),
-            durable=True,
-        )
-        assert count == 1  # the commit went through; the next batch got the connection
     finally:
         release.set()
-        await db.dispose()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    event.remove(engine, "commit", slow_commit)
+    count = await durable_db.run_transaction(
+        lambda c: c.execute(select(func.count()).select_from(Signal)).scalar_one(), durable=True
+    )
+    assert count == 1  # the commit went through; the next batch got the connection
 
 
 async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
@@ -257,32 +254,27 @@ async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_e
 
 
 async def test_acknowledged_alerts_reach_the_database_file_through_background_checkpoints(
-    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
+    durable_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = tmp_path / "wal.db"
-    target.write_bytes(sqlite_template.read_bytes())
     monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.0)
-    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
-    try:
-        seeded = await seed_strategy(db)
-        writer = SignalWriter(db)
-        signal_id, _ = await writer.write(
-            PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
-        )
+    seeded = await seed_strategy(durable_db)
+    writer = SignalWriter(durable_db)
+    signal_id, _ = await writer.write(
+        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
+    )
 
-        def autocheckpoint(connection: Connection) -> object:
-            return connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    def autocheckpoint(connection: Connection) -> object:
+        return connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
 
-        # The loop's connection never checkpoints; the thread's keeps SQLite's default.
-        assert await db.run_transaction(autocheckpoint, durable=True) == 0
-        assert await db.run_transaction(autocheckpoint) == 1000
-        for _ in range(200):  # the checkpoint runs on its own thread
-            if _in_database_file(target, signal_id):
-                break
-            await asyncio.sleep(0.01)
-        assert _in_database_file(target, signal_id)
-    finally:
-        await db.dispose()
+    # The loop's connection never checkpoints; the thread's keeps SQLite's default.
+    assert await durable_db.run_transaction(autocheckpoint, durable=True) == 0
+    assert await durable_db.run_transaction(autocheckpoint) == 1000
+    target = tmp_path / DURABLE_FILE
+    for _ in range(200):  # the checkpoint runs on its own thread
+        if _in_database_file(target, signal_id):
+            break
+        await asyncio.sleep(0.01)
+    assert _in_database_file(target, signal_id)
 
 
 def _in_database_file(path: Path, signal_id: int) -> bool:
@@ -293,15 +285,12 @@ def _in_database_file(path: Path, signal_id: int) -> bool:
 
 
 async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_event_loop(
-    tmp_path: Path, sqlite_template: Path
+    durable_db: Database, tmp_path: Path
 ) -> None:
-    target = tmp_path / "busy.db"
-    target.write_bytes(sqlite_template.read_bytes())
-    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
-    other = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+    other = sqlite3.connect(tmp_path / DURABLE_FILE, isolation_level=None, check_same_thread=False)
     try:
-        seeded = await seed_strategy(db)
-        writer = SignalWriter(db)
+        seeded = await seed_strategy(durable_db)
+        writer = SignalWriter(durable_db)
         await writer.start()
         other.execute("BEGIN IMMEDIATE")  # a CLI command writing, say
         pending = asyncio.ensure_future(
@@ -316,8 +305,7 @@ async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_event_
         signal_id, status = await asyncio.wait_for(pending, timeout=5)
         await writer.stop()
         assert (ticks, status) == (30, "accepted")
-        async with db.session() as session:
+        async with durable_db.session() as session:
             assert (await session.get(Signal, signal_id)) is not None
     finally:
         other.close()
-        await db.dispose()
