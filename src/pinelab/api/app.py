@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +25,7 @@ from pinelab.jobs.router import router as dead_letters_router
 from pinelab.jobs.worker import Worker, register_periodic_jobs
 from pinelab.logging import configure_logging
 from pinelab.ops import shutdown
+from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
@@ -83,26 +83,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if context.settings.worker_enabled:
         await context.worker.start()
     await shutdown.start_metrics_server(context)
-    _freeze_startup_heap()
-    log.info("started", database=context.db.engine.url.render_as_string(hide_password=True))
-    try:
-        yield
-    finally:
-        await shutdown.shut_down(context)
-        gc.unfreeze()
-
-
-def _freeze_startup_heap() -> None:
-    """Keep what startup built (modules, app, libraries: ~300k objects) out of garbage collection.
-
-    A full collection walks every tracked object; over the startup heap that took 60-150 ms on
-    the event loop, every few seconds under load (c=64 p99 120 ms, 10 ms once frozen; see
-    docs/architecture.md). Those objects live as long as the process, so collecting them is
-    pointless: `gc.freeze` moves them to the permanent generation. What requests allocate is
-    collected as before. Shutdown unfreezes them.
-    """
-    gc.collect()
-    gc.freeze()
+    with startup_heap_frozen():
+        log.info("started", database=context.db.engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            await shutdown.shut_down(context)
 
 
 class PineLabApp(FastAPI):

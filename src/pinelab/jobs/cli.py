@@ -16,6 +16,7 @@ from pinelab.errors import BusinessLogicError
 from pinelab.jobs import dead_letters
 from pinelab.jobs.schemas import DeadLetterDetail, DeadLetterRead
 from pinelab.jobs.worker import default_job_types
+from pinelab.ops.heap import startup_heap_frozen
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,8 @@ async def run_worker(settings: Settings) -> int:
             return 1
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        await stopping.wait()
+        with startup_heap_frozen():
+            await stopping.wait()
         log.info("worker_signalled", owner=worker.owner)
         await worker.stop(grace_seconds=float(settings.job_lease_seconds))
     finally:
