@@ -19,7 +19,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 from pinelab import clock
-from pinelab.api.app import create_app
+from pinelab.api.app import build_context, create_app
+from pinelab.api.context import AppContext
 from pinelab.config import Settings
 from pinelab.db import Database, migrate
 from pinelab.db.models import Base
@@ -106,6 +107,15 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         secret_key="test-secret-key-that-is-long-enough-for-hs256-0123456789",
         sqlite_synchronous="NORMAL",
     )
+
+
+@pytest.fixture
+async def context(settings: Settings) -> AsyncIterator[AppContext]:
+    """The app's services on the test's database (no HTTP app, no lifespan), closed after."""
+    built = build_context(settings)
+    yield built
+    await built.brokers.close()
+    await built.db.dispose()
 
 
 @pytest.fixture

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from pinelab.accounts.models import User
 from pinelab.accounts.security import hash_password
 from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
+from pinelab.jobs import queue
+from pinelab.jobs.models import Job
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.strategies.tokens import hash_token
 
@@ -68,3 +71,18 @@ async def seed_strategy(
         await session.flush()
         session.add(StrategyBrokerAccount(strategy_id=strategy.id, broker_account_id=account.id))
     return Seeded(user.id, account.id, strategy.id, token)
+
+
+async def enqueue_job(db: Database, kind: str, payload: dict[str, Any] | None = None) -> int:
+    """Queue one job of a kind (three attempts) in its own transaction; return its id."""
+    async with db.transaction() as session:
+        job = await queue.enqueue(session, kind, payload or {}, max_attempts=3)
+    return job.id
+
+
+async def stored_job(db: Database, job_id: int) -> Job:
+    """Read a job back as it is stored now."""
+    async with db.session() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None
+    return job

@@ -28,7 +28,7 @@ from pinelab.jobs.worker import JobType, Worker
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import Seeded, seed_strategy
+from tests.factories import Seeded, enqueue_job, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 
 
@@ -52,12 +52,6 @@ async def drain(worker: Worker, clock: FrozenClock) -> None:
         else:
             idle += 1
             clock.advance(60)
-
-
-async def _enqueue(context: AppContext, kind: str, payload: dict[str, Any] | None = None) -> int:
-    async with context.db.transaction() as session:
-        job = await queue.enqueue(session, kind, payload or {}, max_attempts=3)
-    return job.id
 
 
 async def _rows(context: AppContext, model: Any, *where: Any) -> list[Any]:
@@ -104,7 +98,7 @@ async def test_every_attempt_is_recorded_with_its_outcome(
 ) -> None:
     job_type, runs = _flaky(failures=2)
     worker = Worker(context, {"flaky": job_type})
-    job_id = await _enqueue(context, "flaky")
+    job_id = await enqueue_job(context.db, "flaky")
     await drain(worker, frozen_clock)
     attempts = await _rows(context, JobAttempt, JobAttempt.job_id == job_id)
     attempts.sort(key=lambda row: row.attempt)
@@ -130,7 +124,7 @@ async def test_permanent_failure_writes_a_dead_letter_and_emails_the_strategy_ow
         raise InvalidOrder("quantity must be positive")
 
     worker = Worker(context, {"refuse": JobType(run=refuse), **_email_types(context)})
-    job_id = await _enqueue(context, "refuse", {"signal_id": signal_id})
+    job_id = await enqueue_job(context.db, "refuse", {"signal_id": signal_id})
     assert await worker.run_once()
 
     [letter] = await _rows(context, DeadLetter)
@@ -167,7 +161,7 @@ async def test_exhausted_attempts_write_a_dead_letter_without_an_owner_email(
 ) -> None:
     job_type, runs = _flaky(failures=100)
     worker = Worker(context, {"down": job_type, **_email_types(context)})
-    job_id = await _enqueue(context, "down")
+    job_id = await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
     assert (letter.job_id, letter.attempts, letter.error_class) == (job_id, 3, "BrokerUnavailable")
@@ -185,7 +179,7 @@ async def test_job_type_policy_overrides_the_default_attempt_budget(
     job_type, runs = _flaky(failures=100)
     patient = JobType(run=job_type.run, policy=RetryPolicy(max_attempts=5, base_delay=0.01))
     worker = Worker(context, {"down": patient})
-    await _enqueue(context, "down")
+    await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     assert len(runs) == 5
     [letter] = await _rows(context, DeadLetter)
@@ -197,7 +191,7 @@ async def test_replayed_dead_letter_runs_again_with_a_fresh_budget_and_succeeds(
 ) -> None:
     job_type, runs = _flaky(failures=3)
     worker = Worker(context, {"flaky": job_type})
-    job_id = await _enqueue(context, "flaky")
+    job_id = await enqueue_job(context.db, "flaky")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
     admin = await seed_strategy(context.db, email="admin@example.com", token="admin-token-0123456")
@@ -231,7 +225,7 @@ async def test_discarded_dead_letter_is_resolved_and_never_runs_again(
 ) -> None:
     job_type, runs = _flaky(failures=100)
     worker = Worker(context, {"down": job_type})
-    job_id = await _enqueue(context, "down")
+    job_id = await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
     async with context.db.transaction() as session:
@@ -257,7 +251,7 @@ async def test_replay_of_a_job_that_is_no_longer_dead_is_refused(
 ) -> None:
     job_type, _ = _flaky(failures=100)
     worker = Worker(context, {"down": job_type})
-    job_id = await _enqueue(context, "down")
+    job_id = await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
     async with context.db.transaction() as session:
@@ -330,12 +324,12 @@ async def test_periodic_cleanup_deletes_old_done_jobs_but_keeps_dead_ones(
     ok, _ = _flaky(failures=0)
     down, _ = _flaky(failures=100)
     worker = Worker(context, {"ok": ok, "down": down})
-    done_id = await _enqueue(context, "ok")
+    done_id = await enqueue_job(context.db, "ok")
     await drain(worker, frozen_clock)
-    dead_id = await _enqueue(context, "down")
+    dead_id = await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     frozen_clock.advance(8 * 86400)
-    fresh_id = await _enqueue(context, "ok")
+    fresh_id = await enqueue_job(context.db, "ok")
     await drain(worker, frozen_clock)
     async with context.db.transaction() as session:
         deleted = await queue.delete_finished(

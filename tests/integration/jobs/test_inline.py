@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import Connection, Table, func, insert, select
 
-from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
-from pinelab.config import Settings
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job, JobAttempt, PeriodicTask
 from pinelab.jobs.worker import JobType, Worker
+from tests.factories import enqueue_job, stored_job
 
 _PERIODIC = cast(Table, PeriodicTask.__table__)
 
 
 class _ProcessDied(BaseException):
     """Stands for the process going away in the middle of a transaction."""
-
-
-@pytest.fixture
-async def context(settings: Settings) -> AsyncIterator[AppContext]:
-    built = build_context(settings)
-    yield built
-    await built.db.dispose()
-
-
-async def _enqueue(context: AppContext, kind: str) -> int:
-    async with context.db.transaction() as session:
-        job = await queue.enqueue(session, kind, {}, max_attempts=3)
-    return job.id
-
-
-async def _job(context: AppContext, job_id: int) -> Job:
-    async with context.db.session() as session:
-        job = await session.get(Job, job_id)
-    assert job is not None
-    return job
 
 
 async def _attempts(context: AppContext, job_id: int) -> list[tuple[int, str, str | None]]:
@@ -83,12 +62,12 @@ async def test_inline_job_is_claimed_run_and_completed_in_one_commit(
         _mark(connection, f"done-{job.id}")
         return lambda: after_commit.append(job.id)
 
-    job_id = await _enqueue(context, "inline")
+    job_id = await enqueue_job(context.db, "inline")
     commits.clear()
     assert await _worker(context, inline).run_once()
     assert len(commits) == 1
     assert after_commit == [job_id]
-    job = await _job(context, job_id)
+    job = await stored_job(context.db, job_id)
     assert (job.status, job.attempts, job.lease_owner) == (queue.DONE, 1, None)
     assert await _attempts(context, job_id) == [(1, queue.SUCCEEDED, None)]
     assert await _marks(context) == 1
@@ -103,10 +82,10 @@ async def test_declined_inline_job_takes_the_ordinary_path(context: AppContext) 
     async def run(_: AppContext, job: Job) -> None:
         ran.append(job.id)
 
-    job_id = await _enqueue(context, "inline")
+    job_id = await enqueue_job(context.db, "inline")
     assert await _worker(context, decline, run).run_once()
     assert ran == [job_id]
-    assert (await _job(context, job_id)).status == queue.DONE
+    assert (await stored_job(context.db, job_id)).status == queue.DONE
     assert await _attempts(context, job_id) == [(1, queue.SUCCEEDED, None)]
 
 
@@ -120,10 +99,10 @@ async def test_inline_failure_rolls_back_its_writes_and_the_ordinary_path_record
     async def fail(_: AppContext, job: Job) -> None:
         raise RuntimeError("died half way")
 
-    job_id = await _enqueue(context, "inline")
+    job_id = await enqueue_job(context.db, "inline")
     assert await _worker(context, crash, fail).run_once()
     assert await _marks(context) == 0  # nothing of the inline attempt was committed
-    job = await _job(context, job_id)
+    job = await stored_job(context.db, job_id)
     # One attempt, counted once: the rolled-back claim did not count.
     assert (job.status, job.attempts) == (queue.QUEUED, 1)
     assert await _attempts(context, job_id) == [(1, queue.RETRYING, "RuntimeError")]
@@ -136,16 +115,16 @@ async def test_a_job_whose_inline_run_never_committed_is_claimed_again(
         _mark(connection, f"lost-{job.id}")
         raise _ProcessDied
 
-    job_id = await _enqueue(context, "inline")
+    job_id = await enqueue_job(context.db, "inline")
     with pytest.raises(_ProcessDied):
         await _worker(context, interrupted).run_once()
     assert await _marks(context) == 0
-    assert (await _job(context, job_id)).status == queue.QUEUED
+    assert (await stored_job(context.db, job_id)).status == queue.QUEUED
 
     def finish(_: AppContext, connection: Connection, job: Job) -> Callable[[], None]:
         _mark(connection, f"done-{job.id}")
         return lambda: None
 
     assert await _worker(context, finish).run_once()
-    assert (await _job(context, job_id)).status == queue.DONE
+    assert (await stored_job(context.db, job_id)).status == queue.DONE
     assert await _marks(context) == 1

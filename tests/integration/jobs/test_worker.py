@@ -14,6 +14,7 @@ from pinelab.config import Settings
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.jobs.worker import JobType, Worker
+from tests.factories import enqueue_job, stored_job
 
 
 @pytest.fixture
@@ -24,19 +25,6 @@ async def context(settings: Settings) -> AppContext:
     built = build_context(settings)
     yield built
     await built.db.dispose()
-
-
-async def _enqueue(context: AppContext, kind: str) -> int:
-    async with context.db.transaction() as session:
-        job = await queue.enqueue(session, kind, {}, max_attempts=3)
-    return job.id
-
-
-async def _job(context: AppContext, job_id: int) -> Job:
-    async with context.db.session() as session:
-        job = await session.get(Job, job_id)
-    assert job is not None
-    return job
 
 
 async def test_woken_worker_runs_a_new_job_without_waiting_for_a_poll(context: AppContext) -> None:
@@ -50,13 +38,13 @@ async def test_woken_worker_runs_a_new_job_without_waiting_for_a_poll(context: A
     try:
         await asyncio.sleep(0.05)  # the loop is now idle, waiting on its wake event
         started = time.perf_counter()
-        job_id = await _enqueue(context, "ok")
+        job_id = await enqueue_job(context.db, "ok")
         worker.wake()
         await asyncio.wait_for(ran.wait(), timeout=2)
         assert time.perf_counter() - started < 0.5  # far below the 1 s safety poll
     finally:
         await worker.stop()
-    assert (await _job(context, job_id)).status == queue.DONE
+    assert (await stored_job(context.db, job_id)).status == queue.DONE
 
 
 async def test_temporary_failure_is_retried_until_it_succeeds(context: AppContext) -> None:
@@ -69,13 +57,13 @@ async def test_temporary_failure_is_retried_until_it_succeeds(context: AppContex
             raise BrokerUnavailable("connection refused")
 
     worker = Worker(context, {"flaky": JobType(run=flaky)})
-    job_id = await _enqueue(context, "flaky")
+    job_id = await enqueue_job(context.db, "flaky")
     for _ in range(200):
         await worker.run_once()
-        if (await _job(context, job_id)).status == queue.DONE:
+        if (await stored_job(context.db, job_id)).status == queue.DONE:
             break
         await asyncio.sleep(0.01)
-    job = await _job(context, job_id)
+    job = await stored_job(context.db, job_id)
     assert job.status == queue.DONE
     assert job.attempts == 3
     assert calls == 3
@@ -91,9 +79,9 @@ async def test_permanent_failure_is_buried_at_once_and_reported(context: AppCont
         buried.append(error)
 
     worker = Worker(context, {"refuse": JobType(run=refuse, on_dead=on_dead)})
-    job_id = await _enqueue(context, "refuse")
+    job_id = await enqueue_job(context.db, "refuse")
     assert await worker.run_once()
-    job = await _job(context, job_id)
+    job = await stored_job(context.db, job_id)
     assert job.status == queue.DEAD
     assert job.attempts == 1
     assert buried == ["InvalidOrder: quantity must be positive"]
@@ -104,13 +92,13 @@ async def test_job_that_keeps_failing_is_buried_after_max_attempts(context: AppC
         raise BrokerUnavailable("503")
 
     worker = Worker(context, {"down": JobType(run=down)})
-    job_id = await _enqueue(context, "down")
+    job_id = await enqueue_job(context.db, "down")
     for _ in range(300):
         await worker.run_once()
-        if (await _job(context, job_id)).status == queue.DEAD:
+        if (await stored_job(context.db, job_id)).status == queue.DEAD:
             break
         await asyncio.sleep(0.01)
-    job = await _job(context, job_id)
+    job = await stored_job(context.db, job_id)
     assert job.status == queue.DEAD
     assert job.attempts == 3
     assert "503" in (job.last_error or "")
@@ -118,6 +106,6 @@ async def test_job_that_keeps_failing_is_buried_after_max_attempts(context: AppC
 
 async def test_unknown_job_kind_is_buried(context: AppContext) -> None:
     worker = Worker(context, {})
-    job_id = await _enqueue(context, "mystery")
+    job_id = await enqueue_job(context.db, "mystery")
     assert await worker.run_once()
-    assert (await _job(context, job_id)).status == queue.DEAD
+    assert (await stored_job(context.db, job_id)).status == queue.DEAD

@@ -23,7 +23,6 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
 from pinelab.brokers.credentials import BrokerCredentials
 from pinelab.brokers.models import PaperOrder
@@ -32,7 +31,7 @@ from pinelab.db import Database
 from pinelab.jobs.models import Job
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import seed_strategy
+from tests.factories import seed_strategy, stored_job
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
 from tests.fakes.faults import free_port
 from tests.integration.reliability.support import (
@@ -250,14 +249,6 @@ def emulator() -> Iterator[AlpacaEmulator]:
         yield running
 
 
-@pytest.fixture
-async def context(settings: Settings) -> AsyncIterator[AppContext]:
-    built = build_context(settings)
-    yield built
-    await built.brokers.close()
-    await built.db.dispose()
-
-
 async def _queue_one_alert(context: AppContext, emulator: AlpacaEmulator) -> int:
     seeded = await seed_strategy(context.db)
     keys = BrokerCredentials(api_key=emulator.api_key, api_secret=emulator.api_secret)
@@ -272,13 +263,6 @@ async def _queue_one_alert(context: AppContext, emulator: AlpacaEmulator) -> int
     assert job_id is not None
     assert result.signal_id
     return job_id
-
-
-async def _job(context: AppContext, job_id: int) -> Job:
-    async with context.db.session() as session:
-        job = await session.get(Job, job_id)
-    assert job is not None
-    return job
 
 
 @pytest.mark.slow
@@ -301,17 +285,21 @@ async def test_worker_killed_mid_job_is_replaced_after_its_lease_and_orders_once
 
         async def hanging() -> bool:
             taken = when == "before" or bool(emulator.books.by_client_id)
-            return hang.count == 0 and taken and (await _job(context, job_id)).status == "running"
+            return (
+                hang.count == 0
+                and taken
+                and (await stored_job(context.db, job_id)).status == "running"
+            )
 
         await wait_for(hanging, timeout=30, what="the first worker to wait on the broker")
         await asyncio.sleep(0.3)
         _kill(first)
-        assert (await _job(context, job_id)).status == "running"  # leased to a dead worker
+        assert (await stored_job(context.db, job_id)).status == "running"  # leased to a dead worker
         second = _start(settings.data_dir, env, "worker", log="worker-2.log")
         try:
 
             async def done() -> bool:
-                return (await _job(context, job_id)).status == "done"
+                return (await stored_job(context.db, job_id)).status == "done"
 
             await wait_for(done, timeout=LEASE_SECONDS + 30, what="the second worker")
         finally:
@@ -319,7 +307,7 @@ async def test_worker_killed_mid_job_is_replaced_after_its_lease_and_orders_once
     finally:
         _kill(first)
 
-    job = await _job(context, job_id)
+    job = await stored_job(context.db, job_id)
     posts = [r for r in emulator.requests if r[1:] == ("POST", "/v2/orders")]
     async with context.db.session() as session:
         (order,) = (await session.scalars(select(Order))).all()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -10,12 +9,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide
 from pinelab.brokers.exceptions import RetryableBrokerError
 from pinelab.brokers.models import BrokerAccount
-from pinelab.config import Settings
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
 from pinelab.trading import orders
@@ -23,14 +20,6 @@ from pinelab.trading.execution import execute_signal
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from tests.factories import Seeded, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
-
-
-@pytest.fixture
-async def context(settings: Settings) -> AsyncIterator[AppContext]:
-    built = build_context(settings)
-    yield built
-    await built.brokers.close()
-    await built.db.dispose()
 
 
 @pytest.fixture

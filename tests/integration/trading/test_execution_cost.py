@@ -4,7 +4,7 @@ still gives the paper venue its price."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -12,9 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine, event, select
 
-from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
-from pinelab.config import Settings
 from pinelab.jobs.models import Job, JobAttempt
 from pinelab.signals.models import Signal
 from pinelab.trading.execution import execute_signal
@@ -28,14 +26,6 @@ COMMITS_PER_ALERT = 1
 # a little room so a deliberate addition is a conscious change of this number.
 MAX_STATEMENTS_PER_ALERT = 23
 ALERTS = 3
-
-
-@pytest.fixture
-async def context(settings: Settings) -> AsyncIterator[AppContext]:
-    built = build_context(settings)
-    yield built
-    await built.brokers.close()
-    await built.db.dispose()
 
 
 @pytest.fixture

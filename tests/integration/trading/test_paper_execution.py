@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -11,25 +10,15 @@ import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
 from pinelab.brokers.models import PaperFill, PaperOrder
 from pinelab.brokers.paper_venue import PaperConfig, PaperVenue
-from pinelab.config import Settings
 from pinelab.signals.models import Signal
 from pinelab.trading import paper_execution
 from pinelab.trading.books import Books
 from pinelab.trading.execution import execute_signal
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from tests.factories import Seeded, seed_strategy
-
-
-@pytest.fixture
-async def context(settings: Settings) -> AsyncIterator[AppContext]:
-    built = build_context(settings)
-    yield built
-    await built.brokers.close()
-    await built.db.dispose()
 
 
 async def _alert(context: AppContext, seeded: Seeded, number: int, **fields: Any) -> int:
