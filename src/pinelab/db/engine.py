@@ -32,13 +32,16 @@ CHECKPOINT_SECONDS = 0.5  # the longest the WAL grows unchecked while alerts are
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # the WAL is truncated back to this after a checkpoint
 
 
-def _json_dumps(value: Any) -> str:
-    # orjson: several times faster than the stdlib; non-string keys become strings as with json.
+def json_dumps(value: Any) -> str:
+    """Serialize a JSON column's value (orjson: several times faster than the stdlib).
+
+    Non-string keys become strings, as with json.
+    """
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 # JSON columns (alert intents, job payloads, reports) are written and read with orjson.
-JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+JSON_CODEC: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
 
 
 class Database:

@@ -117,9 +117,11 @@ class Attempt:
     message: str | None = None
 
 
-def job_values(kind: str, payload: dict[str, Any], *, max_attempts: int) -> dict[str, Any]:
-    """Return the column values of a new job, for bulk inserts."""
-    moment = now()
+def job_values(
+    kind: str, payload: dict[str, Any], *, max_attempts: int, moment: datetime | None = None
+) -> dict[str, Any]:
+    """Return the column values of a new job, for bulk inserts (created `moment`, default now)."""
+    moment = moment or now()
     return {
         "kind": kind,
         "payload": payload,

@@ -13,10 +13,12 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 import structlog
 from sqlalchemy import (
+    JSON,
     Column,
     Connection,
     Dialect,
@@ -31,7 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from pinelab.clock import now
 from pinelab.db import Database
+from pinelab.db.engine import json_dumps
 from pinelab.jobs.models import Job
 from pinelab.jobs.queue import job_values
 from pinelab.signals.models import Signal
@@ -157,17 +161,32 @@ def _store_batch(
 class _SQLiteStatements:
     """The batch's statements for the stdlib sqlite3 driver: the hot path on SQLite.
 
-    SQLAlchemy compiles them once (positional `?` parameters) and the columns' own bind
-    processors convert the values, so rows are stored exactly as through Core; only the
-    per-statement overhead of Core is skipped.
+    A batch is two statements, whatever its size: one multi-row INSERT of its signals and one of
+    their jobs (a statement per row cost a third of the batch). The signals get their ids here,
+    counting on from the largest stored one: the batch holds SQLite's write lock, so nobody else
+    inserts meanwhile, and these are the ids SQLite would have given them. Values are converted
+    as Core converts them (`_converter`), so rows are stored exactly as through Core.
     """
 
     def __init__(self, dialect: Dialect) -> None:
-        job_table = cast(Table, Job.__table__)
-        self.insert_signal, self.signal_columns = _compiled_insert(_SIGNAL_TABLE, dialect)
-        self.insert_job, self.job_columns = _compiled_insert(job_table, dialect, _JOB_FIELDS)
+        signal_columns = _sqlite_columns(_SIGNAL_TABLE, dialect)
+        job_columns = _sqlite_columns(_JOB_TABLE, dialect, _JOB_FIELDS)
+        self.signal_row = _RowLayout(signal_columns)
+        self.job_row = _RowLayout(job_columns)
         self._dialect = dialect
         self._key_queries: dict[int, str] = {}
+        self._signal_insert = _MultiRowInsert(
+            _SIGNAL_TABLE, [_SIGNAL_TABLE.c.id.name, *(name for name, _ in signal_columns)]
+        )
+        self._job_insert = _MultiRowInsert(_JOB_TABLE, [name for name, _ in job_columns])
+
+    def insert_signals(self, count: int) -> str:
+        """Return the INSERT of `count` signal rows, each its id first."""
+        return self._signal_insert.sql(count, self._dialect)
+
+    def insert_jobs(self, count: int) -> str:
+        """Return the INSERT of `count` job rows."""
+        return self._job_insert.sql(count, self._dialect)
 
     def key_query(self, count: int) -> str:
         """Return the query for the ids of a strategy's signals with any of `count` keys."""
@@ -181,45 +200,86 @@ class _SQLiteStatements:
         return query
 
 
+class _MultiRowInsert:
+    """An INSERT of one row with positional parameters, and the same for any number of rows."""
+
+    def __init__(self, table: Table, names: list[str]) -> None:
+        self._table = table
+        self._names = names
+        self._by_count: dict[int, str] = {}
+
+    def sql(self, count: int, dialect: Dialect) -> str:
+        statement = self._by_count.get(count)
+        if statement is None:
+            one_row = insert(self._table).values({name: bindparam(name) for name in self._names})
+            compiled = one_row.compile(dialect=dialect)
+            if list(compiled.positiontup or ()) != self._names:
+                raise RuntimeError(f"unexpected parameter order in {compiled}")
+            values = "(" + ", ".join("?" * len(self._names)) + ")"
+            statement = str(compiled)
+            if not statement.endswith(values):
+                raise RuntimeError(f"unexpected INSERT form: {statement}")
+            statement += (", " + values) * (count - 1)
+            self._by_count[count] = statement
+        return statement
+
+
+_JOB_TABLE = cast(Table, Job.__table__)
 _JOB_FIELDS = frozenset(job_values("kind", {}, max_attempts=1))
 _Column = tuple[str, Callable[[Any], Any] | None]
 _sqlite_statements: _SQLiteStatements | None = None
+_LAST_SIGNAL_ID = "SELECT coalesce(max(id), 0) FROM signal"
 
 
-def _compiled_insert(
+def _sqlite_columns(
     table: Table, dialect: Dialect, only: frozenset[str] | None = None
-) -> tuple[str, list[_Column]]:
-    columns = [
-        column
+) -> list[_Column]:
+    """The columns a batch writes, each with the conversion Core applies to its values."""
+    return [
+        (column.name, _converter(column, dialect))
         for column in table.columns
         if not column.primary_key and (only is None or column.name in only)
     ]
-    compiled = (
-        insert(table).values({c.name: bindparam(c.name) for c in columns}).compile(dialect=dialect)
-    )
-    by_name = {column.name: column for column in columns}
-    order = compiled.positiontup or []
-    return str(compiled), [(name, _processor(by_name[name], dialect)) for name in order]
 
 
-def _processor(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    # The dialect's implementation of the type: what Core applies (SQLite stores text dates).
+def _converter(column: Column[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    if isinstance(column.type, JSON):
+        # What Core's JSON processor does to a value that is not None, without its wrappers.
+        return json_dumps
+    # The dialect's implementation of the type, as Core applies it (UTC text dates on SQLite).
     return column.type.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _row(values: dict[str, Any], columns: list[_Column]) -> tuple[Any, ...]:
-    """Convert one row's values; a value several columns share is converted once."""
-    converted: dict[int, Any] = {}  # a job's three timestamps are one datetime
-    row = []
-    for name, process in columns:
-        value = values[name]
-        if process is not None and value is not None:
-            done = converted.get(id(value))
-            if done is None:
-                done = converted[id(value)] = process(value)
-            value = done
-        row.append(value)
-    return tuple(row)
+class _RowLayout:
+    """Turns a row's values into a multi-row INSERT's parameters, converted as Core would.
+
+    The values are fetched in one call (`itemgetter`) and only the columns with a converter are
+    touched; a converter given the very object it converted last reuses its text (a batch's
+    jobs share one timestamp for their three dates).
+    """
+
+    def __init__(self, columns: list[_Column]) -> None:
+        self._get = itemgetter(*(name for name, _ in columns))
+        self._converted = [
+            (index, convert) for index, (_, convert) in enumerate(columns) if convert is not None
+        ]
+        self._last: dict[int, tuple[Any, Any]] = {}
+
+    def add(self, params: list[Any], values: dict[str, Any]) -> None:
+        """Append the converted values of one row to `params`."""
+        start = len(params)
+        params.extend(self._get(values))
+        last = self._last
+        for index, convert in self._converted:
+            value = params[start + index]
+            if value is None:
+                continue
+            previous = last.get(index)
+            if previous is not None and previous[0] is value:
+                params[start + index] = previous[1]
+            else:
+                params[start + index] = text = convert(value)
+                last[index] = (value, text)
 
 
 def _store_batch_sqlite(
@@ -241,24 +301,29 @@ def _store_batch_sqlite(
                 existing[(strategy_id, key)] = signal_id
         _mark_repeats(batch, existing)
         _mark_body_duplicates(connection, batch)
-        ids: list[int] = []
-        for item in batch:
-            cursor.execute(statements.insert_signal, _row(item.values, statements.signal_columns))
-            ids.append(cursor.lastrowid)
-        jobs = [
-            _row(
-                job_values(
-                    item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts
-                ),
-                statements.job_columns,
-            )
-            for item, signal_id in zip(batch, ids, strict=True)
-            if item.job_kind is not None and item.values["status"] == ACCEPTED
-        ]
-        if jobs:
-            cursor.executemany(statements.insert_job, jobs)
+        (last_id,) = cursor.execute(_LAST_SIGNAL_ID).fetchone()
+        ids = list(range(last_id + 1, last_id + 1 + len(batch)))
+        rows: list[Any] = []
+        jobs: list[Any] = []
+        job_count = 0
+        moment = now()  # the batch's jobs are created together
+        for item, signal_id in zip(batch, ids, strict=True):
+            rows.append(signal_id)
+            statements.signal_row.add(rows, item.values)
+            if item.job_kind is not None and item.values["status"] == ACCEPTED:
+                job = job_values(
+                    item.job_kind,
+                    {"signal_id": signal_id},
+                    max_attempts=item.job_max_attempts,
+                    moment=moment,
+                )
+                statements.job_row.add(jobs, job)
+                job_count += 1
+        cursor.execute(statements.insert_signals(len(batch)), rows)
+        if job_count:
+            cursor.execute(statements.insert_jobs(job_count), jobs)
     except sqlite3.Error as exc:  # raised as Core raises it (IntegrityError, OperationalError…)
-        raise DBAPIError.instance(statements.insert_signal, None, exc, sqlite3.Error) from exc
+        raise DBAPIError.instance(_LAST_SIGNAL_ID, None, exc, sqlite3.Error) from exc
     finally:
         cursor.close()
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]

@@ -196,6 +196,41 @@ async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
         assert tuple(stored) == ("2026-03-01 14:30:00.000000", "text")
 
 
+async def test_a_batch_of_mixed_alerts_maps_each_id_to_its_own_row_and_job(db: Database) -> None:
+    seeded = await seed_strategy(db)
+    # A row stored another way first: the batch's ids continue after it.
+    earlier = await db.run_transaction(
+        lambda c: c.execute(
+            insert(Signal).returning(Signal.id), _values(seeded.strategy_id, seeded.user_id, "x")
+        ).scalar_one()
+    )
+    writer = SignalWriter(db)
+    await writer.start()
+    try:
+        items = []
+        for index in range(12):
+            values = _values(seeded.strategy_id, seeded.user_id, f"m{index % 9}", f"body {index}")
+            if index % 4 == 3:
+                values.update(status="rejected", reason="no", idempotency_key=None)
+            items.append(PendingSignal(values, job_kind="execute_signal"))
+        outcomes = await asyncio.gather(*(writer.write(item) for item in items))
+    finally:
+        await writer.stop()
+    ids = [signal_id for signal_id, _ in outcomes]
+    assert len(set(ids)) == 12
+    assert min(ids) > earlier
+    async with db.session() as session:
+        rows = {s.id: s for s in (await session.scalars(select(Signal))).all()}
+        jobs = (await session.scalars(select(Job))).all()
+    for item, (signal_id, status) in zip(items, outcomes, strict=True):
+        assert rows[signal_id].raw_body == item.values["raw_body"]
+        assert rows[signal_id].status == status
+    accepted = {signal_id for signal_id, status in outcomes if status == ACCEPTED}
+    assert sorted(job.payload["signal_id"] for job in jobs) == sorted(accepted)
+    # m0..m8 once each, minus the rejected ones; index 9..11 repeat m0..m2
+    assert [status for _, status in outcomes].count("duplicate") == 2
+
+
 async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
     db: Database,
 ) -> None:
