@@ -254,8 +254,8 @@ class _RowLayout:
     """Turns a row's values into a multi-row INSERT's parameters, converted as Core would.
 
     The values are fetched in one call (`itemgetter`) and only the columns with a converter are
-    touched; a converter given the very object it converted last reuses its text (a batch's
-    jobs share one timestamp for their three dates).
+    touched. A timestamp that is the very object converted last reuses its text (a batch's jobs
+    share one moment for their three dates); datetimes are immutable, so that text is right.
     """
 
     def __init__(self, columns: list[_Column]) -> None:
@@ -263,23 +263,24 @@ class _RowLayout:
         self._converted = [
             (index, convert) for index, (_, convert) in enumerate(columns) if convert is not None
         ]
-        self._last: dict[int, tuple[Any, Any]] = {}
+        self._last_moment: datetime | None = None
+        self._last_text: Any = None
 
     def add(self, params: list[Any], values: dict[str, Any]) -> None:
         """Append the converted values of one row to `params`."""
         start = len(params)
         params.extend(self._get(values))
-        last = self._last
         for index, convert in self._converted:
             value = params[start + index]
             if value is None:
                 continue
-            previous = last.get(index)
-            if previous is not None and previous[0] is value:
-                params[start + index] = previous[1]
+            if type(value) is not datetime:
+                params[start + index] = convert(value)
+            elif value is self._last_moment:
+                params[start + index] = self._last_text
             else:
-                params[start + index] = text = convert(value)
-                last[index] = (value, text)
+                params[start + index] = self._last_text = convert(value)
+                self._last_moment = value
 
 
 def _store_batch_sqlite(
