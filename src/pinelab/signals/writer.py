@@ -61,9 +61,9 @@ class PendingSignal:
     job_kind: str | None = None
     job_max_attempts: int = 5
     duplicate_window_seconds: int = 0
-    future: asyncio.Future[tuple[int, str]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    # Set by `SignalWriter.write`, from the loop it captured: `asyncio.get_running_loop()`
+    # costs a getpid() system call, once per alert here.
+    future: asyncio.Future[tuple[int, str]] = field(init=False, repr=False)
 
 
 class SignalWriter:
@@ -75,11 +75,13 @@ class SignalWriter:
         self._pending: list[PendingSignal] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
     async def start(self) -> None:
         """Start the background committer."""
-        self._task = asyncio.create_task(self._run(), name="signal-writer")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="signal-writer")
 
     async def stop(self) -> None:
         """Commit what is pending, then stop."""
@@ -89,9 +91,11 @@ class SignalWriter:
         self._stopping = True
         self._ready.set()
         await task
+        self._loop = None
 
     async def write(self, pending: PendingSignal) -> tuple[int, str]:
         """Store a signal (and its job); return (signal id, final status) once committed."""
+        pending.future = (self._loop or asyncio.get_running_loop()).create_future()
         if self._task is None:
             await self._write_batch([pending])
         else:
