@@ -7,11 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from pinelab.api import middleware
 from pinelab.api.context import AppContext
 from pinelab.db import Database
 from pinelab.signals.models import Signal
@@ -116,3 +118,33 @@ async def test_a_body_sent_in_chunks_is_read_whole(
         signal = await session.get(Signal, response.json()["signal_id"])
     assert signal is not None
     assert signal.raw_body == "buy AAPL 3"
+
+
+async def test_a_bug_in_ingestion_is_a_bare_500_with_the_request_id_logged_and_counted(
+    app: FastAPI, client: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingestor = _context(app).ingestor
+    assert ingestor is not None
+
+    async def broken(**_: Any) -> Any:
+        raise RuntimeError("secret detail: postgresql://app:hunter2@db/x")
+
+    monkeypatch.setattr(ingestor, "ingest", broken)
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as logs:
+        # a fresh logger: one cached by an earlier test would bypass the capture
+        monkeypatch.setattr(middleware, "log", structlog.get_logger("webhook-test"))
+        response = await client.post(
+            f"/webhooks/{seeded.token}", json=ALERT, headers={"X-Request-ID": "boom-2"}
+        )
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "boom-2"
+    assert response.json()["error"] == "InternalServerError"
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+    assert _webhook_requests(app)["/webhooks/{token} 500"] == 1
+    [entry] = [e for e in logs if e["event"] == "unhandled_error"]
+    assert entry["request_id"] == "boom-2"
+    assert entry["route"] == "/webhooks/{token}"  # the template: the token is a secret
+    assert isinstance(entry["exc_info"], RuntimeError)

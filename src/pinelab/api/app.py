@@ -29,7 +29,7 @@ from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
-from pinelab.signals.router import WEBHOOK_PATH, WebhookEndpoint, webhook_router
+from pinelab.signals.router import WebhookEndpoint, webhook_router
 from pinelab.signals.router import router as signals_router
 from pinelab.signals.service import Ingestor
 from pinelab.signals.writer import SignalWriter
@@ -129,9 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=app.state.context.metrics)
-    app.webhook = RequestContextMiddleware(
-        WebhookEndpoint(app.state.context), metrics=app.state.context.metrics, route=WEBHOOK_PATH
-    )
+    app.webhook = WebhookEndpoint(app.state.context)
     app.include_router(webhook_router)  # the same handling, for the OpenAPI document
     app.include_router(health_router)
     app.include_router(docs_router)

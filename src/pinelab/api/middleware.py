@@ -61,10 +61,9 @@ def _plain_route_path(scope: Scope) -> str | None:
 class RequestContextMiddleware:
     """Give each HTTP request an id, bind it to the logs, and count and time the request."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, route: str | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.route = route  # the template, when this wraps a single route (the webhook)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call; non-HTTP scopes pass through untouched."""
@@ -75,7 +74,7 @@ class RequestContextMiddleware:
         request_id = request_id_from(scope["headers"])
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        header = request_id_header(request_id)
         status = 500
         response_started = False
 
@@ -92,29 +91,44 @@ class RequestContextMiddleware:
         except Exception as exc:
             if response_started:
                 raise
-            await self._answer_unhandled(scope, exc, send, header)
+            await answer_unhandled(scope, route_of(scope), exc, send, header, self.metrics)
         finally:
-            elapsed = time.perf_counter() - started
-            route = self.route or route_of(scope)
-            self.metrics.request_finished(scope["method"], route, status, elapsed)
-            structlog.contextvars.unbind_contextvars(*_BOUND_KEYS)
+            finish_request(self.metrics, scope["method"], route_of(scope), status, started)
 
-    async def _answer_unhandled(
-        self, scope: Scope, exc: Exception, send: Send, header: tuple[bytes, bytes]
-    ) -> None:
-        log.error(
-            "unhandled_error",
-            method=scope["method"],
-            route=self.route or route_of(scope),
-            error_type=type(exc).__name__,
-            exc_info=exc,
-        )
-        self.metrics.error(INTERNAL_ERROR)
-        body = orjson.dumps(internal_error_body())
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode("ascii")),
-            header,
-        ]
-        await send({"type": "http.response.start", "status": 500, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+
+def request_id_header(request_id: str) -> tuple[bytes, bytes]:
+    """Return the X-Request-ID header every answer carries."""
+    return (REQUEST_ID_HEADER, request_id.encode("ascii"))
+
+
+def finish_request(metrics: Metrics, method: str, route: str, status: int, started: float) -> None:
+    """Count and time one answered request and drop its log context."""
+    metrics.request_finished(method, route, status, time.perf_counter() - started)
+    structlog.contextvars.unbind_contextvars(*_BOUND_KEYS)
+
+
+async def answer_unhandled(
+    scope: Scope,
+    route: str,
+    exc: Exception,
+    send: Send,
+    header: tuple[bytes, bytes],
+    metrics: Metrics,
+) -> None:
+    """Log an error that escaped every handler, with its stack, and answer the bare 500."""
+    log.error(
+        "unhandled_error",
+        method=scope["method"],
+        route=route,
+        error_type=type(exc).__name__,
+        exc_info=exc,
+    )
+    metrics.error(INTERNAL_ERROR)
+    body = orjson.dumps(internal_error_body())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        header,
+    ]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
