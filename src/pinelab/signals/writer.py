@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -93,14 +93,21 @@ class SignalWriter:
         await task
         self._loop = None
 
-    async def write(self, pending: PendingSignal) -> tuple[int, str]:
-        """Store a signal (and its job); return (signal id, final status) once committed."""
+    def write(self, pending: PendingSignal) -> Awaitable[tuple[int, str]]:
+        """Store a signal (and its job); await (signal id, final status), ready once committed.
+
+        A plain function handing back the future (not a coroutine awaiting it): one frame less
+        for every alert to pass through when its batch commits.
+        """
         pending.future = (self._loop or asyncio.get_running_loop()).create_future()
         if self._task is None:
-            await self._write_batch([pending])
-        else:
-            self._pending.append(pending)
-            self._ready.set()
+            return self._write_alone(pending)
+        self._pending.append(pending)
+        self._ready.set()
+        return pending.future
+
+    async def _write_alone(self, pending: PendingSignal) -> tuple[int, str]:
+        await self._write_batch([pending])
         return await pending.future
 
     async def _run(self) -> None:
