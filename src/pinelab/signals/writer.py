@@ -172,11 +172,12 @@ def _store_batch(
 class _SQLiteStatements:
     """The batch's statements for the stdlib sqlite3 driver: the hot path on SQLite.
 
-    A batch is two statements, whatever its size: one multi-row INSERT of its signals and one of
-    their jobs (a statement per row cost a third of the batch). The signals get their ids here,
-    counting on from the largest stored one: the batch holds SQLite's write lock, so nobody else
-    inserts meanwhile, and these are the ids SQLite would have given them. Values are converted
-    as Core converts them (`_converter`), so rows are stored exactly as through Core.
+    A batch writes with two statements, whatever its size: one multi-row INSERT of its signals
+    and one of their jobs (a statement per row cost a third of the batch). The signals get their
+    ids here, counting on from the largest stored one: the batch holds SQLite's write lock, so
+    nobody else inserts meanwhile, and these are the ids SQLite would have given them. Values
+    are converted as Core converts them (`_converter`), so rows are stored exactly as through
+    Core.
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -240,6 +241,7 @@ _JOB_FIELDS = frozenset(job_values("kind", {}, max_attempts=1))
 _Column = tuple[str, Callable[[Any], Any] | None]
 _sqlite_statements: _SQLiteStatements | None = None
 _LAST_SIGNAL_ID = "SELECT coalesce(max(id), 0) FROM signal"
+_BATCH_STATEMENTS = "signal batch: INSERT INTO signal …; INSERT INTO retry_queue …"  # for errors
 
 
 def _sqlite_columns(
@@ -335,7 +337,7 @@ def _store_batch_sqlite(
         if job_count:
             cursor.execute(statements.insert_jobs(job_count), jobs)
     except sqlite3.Error as exc:  # raised as Core raises it (IntegrityError, OperationalError…)
-        raise DBAPIError.instance(_LAST_SIGNAL_ID, None, exc, sqlite3.Error) from exc
+        raise DBAPIError.instance(_BATCH_STATEMENTS, None, exc, sqlite3.Error) from exc
     finally:
         cursor.close()
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
