@@ -187,18 +187,10 @@ class _SQLiteStatements:
         self.job_row = _RowLayout(job_columns)
         self._dialect = dialect
         self._key_queries: dict[int, str] = {}
-        self._signal_insert = _MultiRowInsert(
-            _SIGNAL_TABLE, [_SIGNAL_TABLE.c.id.name, *(name for name, _ in signal_columns)]
+        self.signals = _MultiRowInsert(
+            _SIGNAL_TABLE, [_SIGNAL_TABLE.c.id.name, *(name for name, _ in signal_columns)], dialect
         )
-        self._job_insert = _MultiRowInsert(_JOB_TABLE, [name for name, _ in job_columns])
-
-    def insert_signals(self, count: int) -> str:
-        """Return the INSERT of `count` signal rows, each its id first."""
-        return self._signal_insert.sql(count, self._dialect)
-
-    def insert_jobs(self, count: int) -> str:
-        """Return the INSERT of `count` job rows."""
-        return self._job_insert.sql(count, self._dialect)
+        self.jobs = _MultiRowInsert(_JOB_TABLE, [name for name, _ in job_columns], dialect)
 
     def key_query(self, count: int) -> str:
         """Return the query for the ids of a strategy's signals with any of `count` keys."""
@@ -215,16 +207,30 @@ class _SQLiteStatements:
 class _MultiRowInsert:
     """An INSERT of one row with positional parameters, and the same for any number of rows."""
 
-    def __init__(self, table: Table, names: list[str]) -> None:
+    def __init__(self, table: Table, names: list[str], dialect: Dialect) -> None:
         self._table = table
         self._names = names
+        self._dialect = dialect
         self._by_count: dict[int, str] = {}
 
-    def sql(self, count: int, dialect: Dialect) -> str:
+    def execute(self, cursor: sqlite3.Cursor, params: list[Any], variable_limit: int) -> None:
+        """Insert the rows whose values are `params`, row after row, within SQLite's limit."""
+        width = len(self._names)
+        rows = len(params) // width
+        per_statement = max(1, variable_limit // width)
+        if rows <= per_statement:
+            cursor.execute(self.sql(rows), params)
+            return
+        for first in range(0, rows, per_statement):
+            count = min(per_statement, rows - first)
+            cursor.execute(self.sql(count), params[first * width : (first + count) * width])
+
+    def sql(self, count: int) -> str:
+        """Return the INSERT of `count` rows."""
         statement = self._by_count.get(count)
         if statement is None:
             one_row = insert(self._table).values({name: bindparam(name) for name in self._names})
-            compiled = one_row.compile(dialect=dialect)
+            compiled = one_row.compile(dialect=self._dialect)
             if list(compiled.positiontup or ()) != self._names:
                 raise RuntimeError(f"unexpected parameter order in {compiled}")
             values = "(" + ", ".join("?" * len(self._names)) + ")"
@@ -333,9 +339,12 @@ def _store_batch_sqlite(
                 )
                 statements.job_row.add(jobs, job)
                 job_count += 1
-        cursor.execute(statements.insert_signals(len(batch)), rows)
+        # Older SQLite builds allow 999 parameters a statement (newer ones 32,766): a batch
+        # larger than that many parameters is written in as few statements as they allow.
+        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        statements.signals.execute(cursor, rows, limit)
         if job_count:
-            cursor.execute(statements.insert_jobs(job_count), jobs)
+            statements.jobs.execute(cursor, jobs, limit)
     except sqlite3.Error as exc:  # raised as Core raises it (IntegrityError, OperationalError…)
         raise DBAPIError.instance(_BATCH_STATEMENTS, None, exc, sqlite3.Error) from exc
     finally:

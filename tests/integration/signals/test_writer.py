@@ -231,6 +231,39 @@ async def test_a_batch_of_mixed_alerts_maps_each_id_to_its_own_row_and_job(db: D
     assert [status for _, status in outcomes].count("duplicate") == 2
 
 
+async def test_a_batch_over_sqlites_parameter_limit_is_split_across_statements(
+    durable_db: Database,
+) -> None:
+    # Older SQLite builds allow 999 parameters a statement; here, 50: three signal rows.
+    engine = durable_db._inline_sqlite_engine()
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 50)
+    seeded = await seed_strategy(durable_db)
+    writer = SignalWriter(durable_db)
+    await writer.start()
+    try:
+        items = [
+            PendingSignal(
+                _values(seeded.strategy_id, seeded.user_id, f"s{i}", f"body {i}"),
+                job_kind="execute_signal",
+            )
+            for i in range(20)
+        ]
+        outcomes = await asyncio.gather(*(writer.write(item) for item in items))
+    finally:
+        await writer.stop()
+    assert [status for _, status in outcomes] == [ACCEPTED] * 20
+    async with durable_db.session() as session:
+        rows = {s.id: s.raw_body for s in (await session.scalars(select(Signal))).all()}
+        jobs = (await session.scalars(select(Job))).all()
+    assert {rows[signal_id] for signal_id, _ in outcomes} == {f"body {i}" for i in range(20)}
+    for item, (signal_id, _) in zip(items, outcomes, strict=True):
+        assert rows[signal_id] == item.values["raw_body"]
+    assert sorted(job.payload["signal_id"] for job in jobs) == sorted(rows)
+
+
 async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
     db: Database,
 ) -> None:
