@@ -159,11 +159,7 @@ def _store_batch(
         return _store_batch_sqlite(connection, batch)
     _mark_duplicates(connection, batch)
     ids = list(connection.execute(_INSERT_SIGNALS, [item.values for item in batch]).scalars())
-    jobs = [
-        job_values(item.job_kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts)
-        for item, signal_id in zip(batch, ids, strict=True)
-        if item.job_kind is not None and item.values["status"] == ACCEPTED
-    ]
+    jobs = _new_jobs(batch, ids)
     if jobs:
         connection.execute(_INSERT_JOBS, jobs)
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
@@ -324,32 +320,38 @@ def _store_batch_sqlite(
         (last_id,) = cursor.execute(_LAST_SIGNAL_ID).fetchone()
         ids = list(range(last_id + 1, last_id + 1 + len(batch)))
         rows: list[Any] = []
-        jobs: list[Any] = []
-        job_count = 0
-        moment = now()  # the batch's jobs are created together
         for item, signal_id in zip(batch, ids, strict=True):
             rows.append(signal_id)
             statements.signal_row.add(rows, item.values)
-            if item.job_kind is not None and item.values["status"] == ACCEPTED:
-                job = job_values(
-                    item.job_kind,
-                    {"signal_id": signal_id},
-                    max_attempts=item.job_max_attempts,
-                    moment=moment,
-                )
-                statements.job_row.add(jobs, job)
-                job_count += 1
+        jobs: list[Any] = []
+        for job in _new_jobs(batch, ids):
+            statements.job_row.add(jobs, job)
         # Older SQLite builds allow 999 parameters a statement (newer ones 32,766): a batch
         # larger than that many parameters is written in as few statements as they allow.
         limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         statements.signals.execute(cursor, rows, limit)
-        if job_count:
+        if jobs:
             statements.jobs.execute(cursor, jobs, limit)
     except sqlite3.Error as exc:  # raised as Core raises it (IntegrityError, OperationalError…)
         raise DBAPIError.instance(_BATCH_STATEMENTS, None, exc, sqlite3.Error) from exc
     finally:
         cursor.close()
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
+
+
+def _new_jobs(batch: list[PendingSignal], ids: list[int]) -> list[dict[str, Any]]:
+    """The column values of the jobs of the batch's accepted signals, created together."""
+    moment = now()
+    return [
+        job_values(
+            item.job_kind,
+            {"signal_id": signal_id},
+            max_attempts=item.job_max_attempts,
+            moment=moment,
+        )
+        for item, signal_id in zip(batch, ids, strict=True)
+        if item.job_kind is not None and item.values["status"] == ACCEPTED
+    ]
 
 
 def _keys_by_strategy(batch: list[PendingSignal]) -> dict[int, list[str]]:
