@@ -59,20 +59,25 @@ async def durable_db(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Dat
     await db.dispose()
 
 
-async def test_batch_of_concurrent_alerts_commits_signals_and_jobs_together(db: Database) -> None:
-    seeded = await seed_strategy(db)
+async def _write_concurrently(db: Database, items: list[PendingSignal]) -> list[tuple[int, str]]:
+    """Hand every item to a running writer at once (so they share batches); return outcomes."""
     writer = SignalWriter(db)
     await writer.start()
     try:
-        pending = [
-            PendingSignal(
-                _values(seeded.strategy_id, seeded.user_id, f"k{i % 5}"), job_kind="execute_signal"
-            )
-            for i in range(20)
-        ]
-        outcomes = await asyncio.gather(*(writer.write(item) for item in pending))
+        return list(await asyncio.gather(*(writer.write(item) for item in items)))
     finally:
         await writer.stop()
+
+
+async def test_batch_of_concurrent_alerts_commits_signals_and_jobs_together(db: Database) -> None:
+    seeded = await seed_strategy(db)
+    pending = [
+        PendingSignal(
+            _values(seeded.strategy_id, seeded.user_id, f"k{i % 5}"), job_kind="execute_signal"
+        )
+        for i in range(20)
+    ]
+    outcomes = await _write_concurrently(db, pending)
     statuses = [status for _, status in outcomes]
     assert statuses.count("accepted") == 5
     assert statuses.count("duplicate") == 15
@@ -204,18 +209,13 @@ async def test_a_batch_of_mixed_alerts_maps_each_id_to_its_own_row_and_job(db: D
             insert(Signal).returning(Signal.id), _values(seeded.strategy_id, seeded.user_id, "x")
         ).scalar_one()
     )
-    writer = SignalWriter(db)
-    await writer.start()
-    try:
-        items = []
-        for index in range(12):
-            values = _values(seeded.strategy_id, seeded.user_id, f"m{index % 9}", f"body {index}")
-            if index % 4 == 3:
-                values.update(status="rejected", reason="no", idempotency_key=None)
-            items.append(PendingSignal(values, job_kind="execute_signal"))
-        outcomes = await asyncio.gather(*(writer.write(item) for item in items))
-    finally:
-        await writer.stop()
+    items = []
+    for index in range(12):
+        values = _values(seeded.strategy_id, seeded.user_id, f"m{index % 9}", f"body {index}")
+        if index % 4 == 3:
+            values.update(status="rejected", reason="no", idempotency_key=None)
+        items.append(PendingSignal(values, job_kind="execute_signal"))
+    outcomes = await _write_concurrently(db, items)
     ids = [signal_id for signal_id, _ in outcomes]
     assert len(set(ids)) == 12
     assert min(ids) > earlier
@@ -241,19 +241,14 @@ async def test_a_batch_over_sqlites_parameter_limit_is_split_across_statements(
         assert driver is not None
         driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 50)
     seeded = await seed_strategy(durable_db)
-    writer = SignalWriter(durable_db)
-    await writer.start()
-    try:
-        items = [
-            PendingSignal(
-                _values(seeded.strategy_id, seeded.user_id, f"s{i}", f"body {i}"),
-                job_kind="execute_signal",
-            )
-            for i in range(20)
-        ]
-        outcomes = await asyncio.gather(*(writer.write(item) for item in items))
-    finally:
-        await writer.stop()
+    items = [
+        PendingSignal(
+            _values(seeded.strategy_id, seeded.user_id, f"s{i}", f"body {i}"),
+            job_kind="execute_signal",
+        )
+        for i in range(20)
+    ]
+    outcomes = await _write_concurrently(durable_db, items)
     assert [status for _, status in outcomes] == [ACCEPTED] * 20
     async with durable_db.session() as session:
         rows = {s.id: s.raw_body for s in (await session.scalars(select(Signal))).all()}
