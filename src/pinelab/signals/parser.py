@@ -163,6 +163,10 @@ def _decode(body: bytes) -> str:
 
 
 def _load_json(text: str) -> Any:
+    if "." in text:
+        # Most likely a price with decimals, which orjson would read as a double: read it once,
+        # exactly, rather than twice.
+        return _load_json_exactly(text, None)
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -247,24 +251,27 @@ def _intent_from_mapping(data: dict[str, Any]) -> AlertIntent:
     action = reader.choice("action", _ACTIONS, required=True)
     order_type = reader.choice("order_type", _ORDER_TYPES) or OrderType.MARKET
     reader.require(_PRICES_NEEDED[order_type], f"when order_type is {order_type.value}")
-    intent = AlertIntent(
-        ticker=ticker or "",  # stand-ins: a missing ticker or action is an error raised below
-        action=action or Action.BUY,
-        quantity=reader.number("quantity"),
-        quantity_type=reader.choice("quantity_type", _QUANTITY_TYPES) or QuantityType.FIXED,
-        price=reader.number("price"),
-        order_type=order_type,
-        limit_price=reader.number("limit_price"),
-        stop_price=reader.number("stop_price"),
-        trail_percent=reader.number("trail_percent"),
-        time_in_force=reader.choice("time_in_force", _TIMES_IN_FORCE) or TimeInForce.DAY,
-        take_profit=reader.exit_target("take_profit"),
-        stop_loss=reader.exit_target("stop_loss"),
-        sentiment=reader.choice("sentiment", _SENTIMENTS),
-        position_size=reader.number("position_size", positive=False),
-        alert_id=reader.text("id", limit=MAX_ID_LENGTH, numbers=True) or None,
-        alert_time=reader.text("time", limit=MAX_ID_LENGTH, numbers=True) or None,
-        passphrase=reader.text("passphrase", limit=MAX_PASSPHRASE_LENGTH, secret=True),
+    # "" and BUY stand in for a missing ticker or action: that is an error, raised below.
+    intent = AlertIntent.of(
+        {
+            "ticker": ticker or "",
+            "action": action or Action.BUY,
+            "quantity": reader.number("quantity"),
+            "quantity_type": reader.choice("quantity_type", _QUANTITY_TYPES) or QuantityType.FIXED,
+            "price": reader.number("price"),
+            "order_type": order_type,
+            "limit_price": reader.number("limit_price"),
+            "stop_price": reader.number("stop_price"),
+            "trail_percent": reader.number("trail_percent"),
+            "time_in_force": reader.choice("time_in_force", _TIMES_IN_FORCE) or TimeInForce.DAY,
+            "take_profit": reader.exit_target("take_profit"),
+            "stop_loss": reader.exit_target("stop_loss"),
+            "sentiment": reader.choice("sentiment", _SENTIMENTS),
+            "position_size": reader.number("position_size", positive=False),
+            "alert_id": reader.text("id", limit=MAX_ID_LENGTH, numbers=True) or None,
+            "alert_time": reader.text("time", limit=MAX_ID_LENGTH, numbers=True) or None,
+            "passphrase": reader.text("passphrase", limit=MAX_PASSPHRASE_LENGTH, secret=True),
+        }
     )
     if reader.errors or ticker is None or action is None:
         raise AlertRejected(reader.errors)
