@@ -301,7 +301,7 @@ class _Reader:
                 first = self.fields[name][0].removeprefix(prefix)
                 self.fail(prefix + key, f"{name} is given twice, as {first!r} and {key!r}")
                 continue
-            self.fields[name] = (prefix + key, value)
+            self.fields[name] = (prefix + key if prefix else key, value)
 
     def fail(self, field: str, message: str, kind: str = "value_error") -> None:
         """Record one problem with a field."""
@@ -469,6 +469,10 @@ class _Reader:
 
 
 def _too_many_decimal_places(value: Decimal) -> bool:
+    text = str(value)
+    point = text.find(".")
+    if "E" not in text and (point < 0 or len(text) - point - 1 <= MAX_DECIMAL_PLACES):
+        return False  # positional, with few digits after the point: the common case, cheaply
     _, digits, raw_exponent = value.as_tuple()
     exponent = int(raw_exponent)
     if exponent >= -MAX_DECIMAL_PLACES or not value:
