@@ -92,6 +92,11 @@ class Worker:
         # that found every loop busy, so the next loop to run out of work looks again.
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         self._missed = False
+        # How many more claims are known to find a job (`wake(jobs)`), or whether to claim
+        # until one finds nothing (a wake without a count, a poll, the start): after the last
+        # known job a loop goes idle instead of asking the database once more in vain.
+        self._due = 0
+        self._until_empty = True
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -110,8 +115,19 @@ class Worker:
         job_type = self.job_types.get(kind)
         return job_type.policy if job_type and job_type.policy else self.policy
 
-    def wake(self) -> None:
-        """Tell the loops that work was just committed: one idle loop looks for it."""
+    def wake(self, jobs: int | None = None) -> None:
+        """Tell the loops that work was just committed: one idle loop looks for it.
+
+        `jobs` is how many jobs were committed, when the caller knows: the loops then claim
+        that many and stop, rather than claiming until a claim finds nothing.
+        """
+        if jobs is None:
+            self._until_empty = True
+        else:
+            self._due += jobs
+        self._rouse()
+
+    def _rouse(self) -> None:
         while self._idle:
             waiter = self._idle.popleft()
             if not waiter.done():
@@ -160,6 +176,7 @@ class Worker:
 
     async def run_once(self) -> bool:
         """Claim and run one due job; False when none was due."""
+        self._due = max(0, self._due - 1)  # one known job is this claim's, not another loop's
         claimed = await queue.claim_and_run(
             self.context.db, owner=self.owner, lease_seconds=self.lease_seconds, inline=self._inline
         )
@@ -168,9 +185,13 @@ class Worker:
         if claimed.finished is not None:
             claimed.finished()
         else:
-            self.wake()  # more may be due: another loop takes it while this job runs
+            if self._more_due():
+                self._rouse()  # another loop takes the next one while this job runs
             await self._run(claimed.job)
         return True
+
+    def _more_due(self) -> bool:
+        return self._until_empty or self._due > 0
 
     def _inline(self, kind: str) -> queue.Inline | None:
         job_type = self.job_types.get(kind)
@@ -186,14 +207,16 @@ class Worker:
             except Exception:
                 log.exception("worker_claim_failed")
                 worked = False
-            if worked or self._missed or self._stopping.is_set():
+            if not worked and not self._missed:
+                self._due, self._until_empty = 0, False  # nothing due; no wake came meanwhile
+            if (worked and self._more_due()) or self._missed or self._stopping.is_set():
                 continue
             waiter = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
             try:
                 await asyncio.wait_for(waiter, timeout=POLL_SECONDS)
             except TimeoutError:
-                pass
+                self._until_empty = True  # the safety poll: take whatever is due by now
             finally:
                 if waiter in self._idle:
                     self._idle.remove(waiter)

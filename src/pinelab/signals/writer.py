@@ -69,7 +69,7 @@ class PendingSignal:
 class SignalWriter:
     """Collects signals from concurrent requests and commits them in batches."""
 
-    def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, *, on_commit: Callable[[int], None] | None = None) -> None:
         self._db = db
         self._on_commit = on_commit
         self._pending: list[PendingSignal] = []
@@ -141,14 +141,25 @@ class SignalWriter:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if outcome is not None and not item.future.done():
-                item.future.set_result(outcome)
-        if self._on_commit is not None:
-            self._on_commit()
+        jobs = _answer(batch, outcomes)
+        if self._on_commit is not None and jobs:
+            self._on_commit(jobs)
 
     async def _commit(self, batch: list[PendingSignal]) -> list[tuple[int, str] | None]:
         return await self._db.run_transaction(lambda c: _store_batch(c, batch), durable=True)
+
+
+def _answer(batch: list[PendingSignal], outcomes: list[tuple[int, str] | None]) -> int:
+    """Answer each committed alert of a batch; return how many jobs were committed with them."""
+    jobs = 0
+    for item, outcome in zip(batch, outcomes, strict=True):
+        if outcome is None:
+            continue
+        if item.job_kind is not None and outcome[1] == ACCEPTED:
+            jobs += 1  # as `_new_jobs` decided: an accepted signal's job was committed
+        if not item.future.done():
+            item.future.set_result(outcome)
+    return jobs
 
 
 def _store_batch(

@@ -12,6 +12,7 @@ from pinelab.api.context import AppContext
 from pinelab.brokers.exceptions import BrokerUnavailable, InvalidOrder
 from pinelab.config import Settings
 from pinelab.jobs import queue
+from pinelab.jobs import worker as worker_module
 from pinelab.jobs.models import Job
 from pinelab.jobs.worker import JobType, Worker
 from tests.factories import enqueue_job, stored_job
@@ -109,3 +110,60 @@ async def test_unknown_job_kind_is_buried(context: AppContext) -> None:
     job_id = await enqueue_job(context.db, "mystery")
     assert await worker.run_once()
     assert (await stored_job(context.db, job_id)).status == queue.DEAD
+
+
+async def _idle_worker_counting_claims(
+    context: AppContext, monkeypatch: pytest.MonkeyPatch, ran: list[int]
+) -> tuple[Worker, list[bool]]:
+    claims: list[bool] = []  # one entry per claim: whether it found a job
+    claim_and_run = queue.claim_and_run
+
+    async def counted(*args: object, **kwargs: object) -> queue.Claimed | None:
+        claimed = await claim_and_run(*args, **kwargs)  # type: ignore[arg-type]
+        claims.append(claimed is not None)
+        return claimed
+
+    async def run(_: AppContext, job: Job) -> None:
+        ran.append(job.id)
+
+    monkeypatch.setattr(queue, "claim_and_run", counted)
+    monkeypatch.setattr(worker_module, "POLL_SECONDS", 30.0)  # no safety poll in the test
+    worker = Worker(context, {"ok": JobType(run=run)})
+    await worker.start()
+    await asyncio.sleep(0.1)  # the start's claims found nothing: every loop is idle
+    claims.clear()
+    return worker, claims
+
+
+async def test_a_wake_with_a_count_claims_that_many_jobs_and_no_more(
+    context: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[int] = []
+    worker, claims = await _idle_worker_counting_claims(context, monkeypatch, ran)
+    try:
+        job_ids = [await enqueue_job(context.db, "ok") for _ in range(3)]
+        worker.wake(3)
+        await asyncio.sleep(0.3)
+    finally:
+        await worker.stop()
+    assert sorted(ran) == job_ids
+    assert claims == [True, True, True]  # no claim in vain after the third job
+
+
+async def test_a_wake_without_a_count_claims_until_a_claim_finds_nothing(
+    context: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[int] = []
+    worker, claims = await _idle_worker_counting_claims(context, monkeypatch, ran)
+    try:
+        job_ids = [await enqueue_job(context.db, "ok") for _ in range(3)]
+        worker.wake(1)  # an undercount: the other two wait for a wake or the poll
+        await asyncio.sleep(0.3)
+        assert len(ran) == 1
+        worker.wake()
+        await asyncio.sleep(0.3)
+    finally:
+        await worker.stop()
+    assert sorted(ran) == job_ids
+    assert claims.count(True) == 3
+    assert claims[-1] is False
