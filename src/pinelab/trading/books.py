@@ -16,7 +16,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Connection, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, func, insert, literal, select, update
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderStatus, OrderStatusReport
 from pinelab.clock import now
@@ -143,7 +143,9 @@ def _working(*, sqlite: bool, of_strategy: bool) -> Select[Any]:
     statement = select(_ORDER).where(
         (account_id + 0 if sqlite else account_id) == bindparam("account_id"),
         _ORDER.c.symbol == bindparam("symbol"),
-        _ORDER.c.status.in_(WORKING),
+        # Literal values, not one expanding parameter: the statement is the same at every run,
+        # so `PreparedConnection` runs it on SQLite's cursor.
+        _ORDER.c.status.in_([literal(status) for status in WORKING]),
     )
     if of_strategy:
         statement = statement.where(_ORDER.c.strategy_id == bindparam("strategy_id"))
