@@ -461,10 +461,17 @@ class Sent:
 
 
 async def send_paced(url: str, rate: float, duration: float, tag: str) -> list[Sent]:
-    """Send `rate` alerts per second for `duration` seconds on a fixed (open-loop) schedule."""
+    """Send `rate` alerts per second for `duration` seconds on a fixed (open-loop) schedule.
+
+    The sender is a minimal HTTP/1.1 client on asyncio streams (keep-alive connections, one
+    request at a time on each, a new connection when all are busy): httpx took ~3.9 ms of CPU
+    per request on a slow VM, three quarters of a core at 200 alerts/s, taken from the server
+    it measures on a 2-core machine.
+    """
     count = int(rate * duration)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+    target = httpx.URL(url)
+    idle: list[_Connection] = []
+    try:
         start = time.perf_counter() + 0.2
         tasks = []
         for index in range(count):
@@ -472,11 +479,22 @@ async def send_paced(url: str, rate: float, duration: float, tag: str) -> list[S
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send_one(client, url, index, due, tag)))
+            tasks.append(asyncio.create_task(send_one(target, idle, index, due, tag)))
         return list(await asyncio.gather(*tasks))
+    finally:
+        for connection in idle:
+            connection.writer.close()
 
 
-async def send_one(client: httpx.AsyncClient, url: str, index: int, due: float, tag: str) -> Sent:
+@dataclass
+class _Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+async def send_one(
+    target: httpx.URL, idle: list[_Connection], index: int, due: float, tag: str
+) -> Sent:
     """Post one canonical alert with a distinct id and a price (so a market order fills)."""
     alert = {
         "ticker": "AAPL",
@@ -486,13 +504,46 @@ async def send_one(client: httpx.AsyncClient, url: str, index: int, due: float, 
         "id": f"fill-{tag}-{index}",
         "time": "2026-01-02T15:30:00Z",
     }
+    body = json.dumps(alert).encode()
+    head = (
+        f"POST {target.raw_path.decode()} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    connection = None
     try:
-        response = await client.post(url, json=alert)
-    except httpx.HTTPError:
+        connection = idle.pop() if idle else await _connect(target)
+        connection.writer.write(head.encode() + body)
+        status, answer = await asyncio.wait_for(_read_answer(connection.reader), timeout=10.0)
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+        if connection is not None:
+            connection.writer.close()  # in an unknown state: not reused
         return Sent(index, due, time.perf_counter(), 0, None)
     answered = time.perf_counter()
-    signal_id = response.json().get("signal_id") if response.status_code == 202 else None
-    return Sent(index, due, answered, response.status_code, signal_id)
+    idle.append(connection)
+    signal_id = json.loads(answer).get("signal_id") if status == 202 else None
+    return Sent(index, due, answered, status, signal_id)
+
+
+async def _connect(target: httpx.URL) -> _Connection:
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    return _Connection(reader, writer)
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Read one HTTP/1.1 answer with a Content-Length; return its status and body."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status = int(head.split(" ", 2)[1])
+    length = next(
+        (
+            int(line.split(":", 1)[1])
+            for line in head.split("\r\n")
+            if line.lower().startswith("content-length:")
+        ),
+        None,
+    )
+    if length is None:
+        raise ValueError("an answer without Content-Length")
+    return status, await reader.readexactly(length)
 
 
 def wait_for_worker(data_dir: Path, timeout: float) -> float:
