@@ -509,11 +509,22 @@ async def send_one(
         f"POST {target.raw_path.decode()} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
-    connection = None
+    request = head.encode() + body
+    # Oldest idle connection first, so none sits unused long enough for the server to close it.
+    connection = idle.pop(0) if idle else None
     try:
-        connection = idle.pop() if idle else await _connect(target)
-        connection.writer.write(head.encode() + body)
-        status, answer = await asyncio.wait_for(_read_answer(connection.reader), timeout=10.0)
+        if connection is not None:
+            try:
+                status, answer = await _exchange(connection, request)
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise
+                # Closed by the server while idle, before it read this request: a new one.
+                connection.writer.close()
+                connection = None
+        if connection is None:
+            connection = await _connect(target)
+            status, answer = await _exchange(connection, request)
     except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
         if connection is not None:
             connection.writer.close()  # in an unknown state: not reused
@@ -522,6 +533,11 @@ async def send_one(
     idle.append(connection)
     signal_id = json.loads(answer).get("signal_id") if status == 202 else None
     return Sent(index, due, answered, status, signal_id)
+
+
+async def _exchange(connection: _Connection, request: bytes) -> tuple[int, bytes]:
+    connection.writer.write(request)
+    return await asyncio.wait_for(_read_answer(connection.reader), timeout=10.0)
 
 
 async def _connect(target: httpx.URL) -> _Connection:

@@ -173,40 +173,69 @@ async def claim_and_run(
     owner: str,
     lease_seconds: float,
     inline: Callable[[str], Inline | None],
-) -> Claimed | None:
-    """Claim the next due job and, when its kind has an inline handler, run and complete it.
+    limit: int = 1,
+) -> list[Claimed]:
+    """Claim due jobs, up to `limit`, running and completing those with an inline handler.
 
-    All of it is one transaction. An inline run that raises is rolled back with its claim;
-    the job is then claimed for the ordinary path, which runs it and records the attempt.
+    All of it is one transaction, so a backlog of inline jobs costs one commit per `limit`
+    jobs. Claiming stops at the first job that has no inline handler or whose handler declines
+    (it is returned for the ordinary path) and when no job is due. An inline run that raises is
+    rolled back with the whole transaction: alone, its job is then claimed for the ordinary
+    path, which runs it and records the attempt; in a batch, the batch's jobs are taken again
+    one at a time, so that only the failing one leaves the inline path.
     """
     started = now()
     claimed: list[Job] = []
 
-    def take_and_run(connection: Connection) -> Claimed | None:
+    def take_and_run(connection: Connection) -> list[Claimed]:
         if connection.dialect.name == "sqlite":
             # Offers what the claim and the inline handlers use of a Connection, faster.
             connection = cast(Connection, PreparedConnection(connection))
-        job = _claim_in(connection, owner, lease_seconds, started)
-        if job is None:
-            return None
-        run = inline(job.kind)
-        if run is None:
-            return Claimed(job)
-        claimed.append(job)
-        finished = run(connection, job)
-        if finished is None:
-            return Claimed(job)
-        _finish_in(connection, job, owner, started)
-        return Claimed(job, finished)
+        done: list[Claimed] = []
+        while len(done) < limit:
+            job = _claim_in(connection, owner, lease_seconds, started)
+            if job is None:
+                break
+            run = inline(job.kind)
+            finished = None
+            if run is not None:
+                claimed.append(job)
+                finished = run(connection, job)
+            if finished is None:
+                done.append(Claimed(job))
+                break
+            _finish_in(connection, job, owner, started)
+            done.append(Claimed(job, finished))
+        return done
 
     try:
         return await db.run_transaction(take_and_run)
     except Exception:
         if not claimed:
             raise
-        log.warning("inline_job_failed", job_id=claimed[0].id, kind=claimed[0].kind, exc_info=True)
+        log.warning(
+            "inline_job_failed", job_id=claimed[-1].id, kind=claimed[-1].kind, exc_info=True
+        )
+    return await _after_inline_failure(db, claimed, owner, lease_seconds, inline)
+
+
+async def _after_inline_failure(
+    db: Database,
+    claimed: list[Job],
+    owner: str,
+    lease_seconds: float,
+    inline: Callable[[str], Inline | None],
+) -> list[Claimed]:
+    """Go on after a rolled-back inline run, so that only its job leaves the inline path."""
+    if len(claimed) > 1:
+        retried: list[Claimed] = []
+        for _ in claimed:
+            retried += await claim_and_run(
+                db, owner=owner, lease_seconds=lease_seconds, inline=inline
+            )
+        return retried
     job = await claim(db, owner=owner, lease_seconds=lease_seconds, job_id=claimed[0].id)
-    return None if job is None else Claimed(job)
+    return [] if job is None else [Claimed(job)]
 
 
 def _claim_in(

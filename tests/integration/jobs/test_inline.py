@@ -128,3 +128,55 @@ async def test_a_job_whose_inline_run_never_committed_is_claimed_again(
     assert await _worker(context, finish).run_once()
     assert (await stored_job(context.db, job_id)).status == queue.DONE
     assert await _marks(context) == 1
+
+
+async def test_due_inline_jobs_run_together_in_one_commit_up_to_the_limit(
+    context: AppContext, commits: list[str]
+) -> None:
+    after_commit: list[int] = []
+
+    def inline(_: AppContext, connection: Connection, job: Job) -> Callable[[], None]:
+        _mark(connection, f"done-{job.id}")
+        return lambda: after_commit.append(job.id)
+
+    job_ids = [await enqueue_job(context.db, "inline") for _ in range(5)]
+    worker = _worker(context, inline)
+    commits.clear()
+    assert await worker.run_once(limit=3)
+    assert (len(commits), after_commit) == (1, job_ids[:3])
+    assert await worker.run_once(limit=3)
+    assert (len(commits), after_commit) == (2, job_ids)
+    assert not await worker.run_once(limit=3)
+    for job_id in job_ids:
+        assert (await stored_job(context.db, job_id)).status == queue.DONE
+        assert await _attempts(context, job_id) == [(1, queue.SUCCEEDED, None)]
+    assert await _marks(context) == 5
+
+
+async def test_a_job_failing_inline_in_a_batch_alone_takes_the_ordinary_path(
+    context: AppContext,
+) -> None:
+    job_ids = [await enqueue_job(context.db, "inline") for _ in range(3)]
+    failing = job_ids[1]
+
+    def inline(_: AppContext, connection: Connection, job: Job) -> Callable[[], None]:
+        _mark(connection, f"done-{job.id}")
+        if job.id == failing:
+            raise RuntimeError("died half way")
+        return lambda: None
+
+    ran: list[int] = []
+
+    async def run(_: AppContext, job: Job) -> None:
+        ran.append(job.id)
+
+    worker = _worker(context, inline, run)
+    assert await worker.run_once(limit=8)  # the batch is rolled back, then taken one by one
+    assert ran == [failing]
+    statuses = [(await stored_job(context.db, job_id)).status for job_id in job_ids]
+    assert statuses == [queue.DONE, queue.DONE, queue.QUEUED]
+    assert await worker.run_once(limit=8)
+    assert (await stored_job(context.db, job_ids[2])).status == queue.DONE
+    assert ran == [failing]
+    assert await _marks(context) == 2  # the failing job's inline write was rolled back
+    assert [len(await _attempts(context, job_id)) for job_id in job_ids] == [1, 1, 1]

@@ -118,9 +118,9 @@ async def _idle_worker_counting_claims(
     claims: list[bool] = []  # one entry per claim: whether it found a job
     claim_and_run = queue.claim_and_run
 
-    async def counted(*args: object, **kwargs: object) -> queue.Claimed | None:
+    async def counted(*args: object, **kwargs: object) -> list[queue.Claimed]:
         claimed = await claim_and_run(*args, **kwargs)  # type: ignore[arg-type]
-        claims.append(claimed is not None)
+        claims.append(bool(claimed))
         return claimed
 
     async def run(_: AppContext, job: Job) -> None:
