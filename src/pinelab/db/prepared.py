@@ -186,6 +186,8 @@ class PreparedConnection:
         self.connection = connection
         self.dialect = connection.dialect
         self._cursor = driver.cursor()
+        # Looked up once: listeners added during the transaction are not told.
+        self._listeners = connection.dispatch.before_cursor_execute
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.connection, name)
@@ -221,9 +223,8 @@ class PreparedConnection:
 
     def _announce(self, sql: str, parameters: Any, *, many: bool) -> None:
         """Tell the connection's `before_cursor_execute` listeners, as SQLAlchemy would."""
-        listeners = self.connection.dispatch.before_cursor_execute
-        if listeners:
-            for listener in listeners:
+        if self._listeners:
+            for listener in self._listeners:
                 listener(self.connection, self._cursor, sql, parameters, None, many)
 
     def _prepare(self, statement: Any, parameters: dict[str, Any]) -> _Prepared | None:
