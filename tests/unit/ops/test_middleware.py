@@ -1,10 +1,7 @@
-"""The request middleware: request ids, log context, metrics, unhandled errors, its cost."""
+"""The request middleware: request ids, log context, metrics, unhandled errors."""
 
 from __future__ import annotations
 
-import asyncio
-import statistics
-import time
 from typing import Any
 
 import httpx
@@ -16,8 +13,6 @@ from starlette.types import Receive, Scope, Send
 from pinelab.api import middleware
 from pinelab.api.middleware import RequestContextMiddleware, request_id_from
 from pinelab.ops.metrics import Metrics
-
-MAX_OVERHEAD_SECONDS = 50e-6
 
 
 async def ok_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,32 +91,3 @@ async def test_unmatched_paths_are_counted_under_one_label() -> None:
     text = metrics.render().decode()
     assert 'route="unmatched"' in text
     assert "secret-token-1" not in text
-
-
-async def _time_calls(app: Any, calls: int) -> float:
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"a", b"b")] * 8}
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(_message: Any) -> None:
-        return None
-
-    started = time.perf_counter()
-    for _ in range(calls):
-        await app(dict(scope), receive, send)
-    return (time.perf_counter() - started) / calls
-
-
-def test_the_middleware_adds_less_than_50_microseconds_per_request() -> None:
-    wrapped = RequestContextMiddleware(ok_app, metrics=Metrics())
-
-    async def measure() -> float:
-        await _time_calls(wrapped, 500)  # warm up
-        overheads = [
-            await _time_calls(wrapped, 2000) - await _time_calls(ok_app, 2000) for _ in range(5)
-        ]
-        return statistics.median(overheads)
-
-    overhead = asyncio.run(measure())
-    assert overhead < MAX_OVERHEAD_SECONDS, f"{overhead * 1e6:.1f} µs per request"
