@@ -340,6 +340,29 @@ async def test_acknowledged_alerts_reach_the_database_file_through_background_ch
     assert _in_database_file(target, signal_id)
 
 
+async def test_an_alert_committed_just_after_a_checkpoint_reaches_the_file_without_more_alerts(
+    durable_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.5)
+    seeded = await seed_strategy(durable_db)
+    writer = SignalWriter(durable_db)
+    target = tmp_path / DURABLE_FILE
+    first, _ = await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "a")))
+    assert await _reaches_the_file(target, first)  # that commit's checkpoint is done
+    # Within the interval: no checkpoint now, and no later commit to trigger one; the timer
+    # this commit set runs it.
+    second, _ = await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "b")))
+    assert await _reaches_the_file(target, second)
+
+
+async def _reaches_the_file(path: Path, signal_id: int) -> bool:
+    for _ in range(150):  # checkpoints run on their own thread
+        if _in_database_file(path, signal_id):
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
 def _in_database_file(path: Path, signal_id: int) -> bool:
     """Read the main database file alone, ignoring the WAL (immutable=1)."""
     with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as connection:
