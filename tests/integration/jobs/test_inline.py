@@ -53,14 +53,21 @@ def _worker(context: AppContext, inline: InlineRun, run: Any = _never) -> Worker
     return Worker(context, {"inline": JobType(run=run, run_inline=inline)})
 
 
-async def test_inline_job_is_claimed_run_and_completed_in_one_commit(
-    context: AppContext, commits: list[str]
-) -> None:
-    after_commit: list[int] = []
+def _marking(after_commit: list[int]) -> InlineRun:
+    """An inline run that writes a mark and, once committed, records its job's id."""
 
     def inline(_: AppContext, connection: Connection, job: Job) -> Callable[[], None]:
         _mark(connection, f"done-{job.id}")
         return lambda: after_commit.append(job.id)
+
+    return inline
+
+
+async def test_inline_job_is_claimed_run_and_completed_in_one_commit(
+    context: AppContext, commits: list[str]
+) -> None:
+    after_commit: list[int] = []
+    inline = _marking(after_commit)
 
     job_id = await enqueue_job(context.db, "inline")
     commits.clear()
@@ -134,10 +141,7 @@ async def test_due_inline_jobs_run_together_in_one_commit_up_to_the_limit(
     context: AppContext, commits: list[str]
 ) -> None:
     after_commit: list[int] = []
-
-    def inline(_: AppContext, connection: Connection, job: Job) -> Callable[[], None]:
-        _mark(connection, f"done-{job.id}")
-        return lambda: after_commit.append(job.id)
+    inline = _marking(after_commit)
 
     job_ids = [await enqueue_job(context.db, "inline") for _ in range(5)]
     worker = _worker(context, inline)

@@ -114,7 +114,8 @@ async def test_unknown_job_kind_is_buried(context: AppContext) -> None:
 
 async def _idle_worker_counting_claims(
     context: AppContext, monkeypatch: pytest.MonkeyPatch, ran: list[int]
-) -> tuple[Worker, list[bool]]:
+) -> tuple[Worker, list[bool], list[int]]:
+    """Start a worker whose loops are idle, then queue three jobs it has not been told of."""
     claims: list[bool] = []  # one entry per claim: whether it found a job
     claim_and_run = queue.claim_and_run
 
@@ -132,16 +133,16 @@ async def _idle_worker_counting_claims(
     await worker.start()
     await asyncio.sleep(0.1)  # the start's claims found nothing: every loop is idle
     claims.clear()
-    return worker, claims
+    job_ids = [await enqueue_job(context.db, "ok") for _ in range(3)]
+    return worker, claims, job_ids
 
 
 async def test_a_wake_with_a_count_claims_that_many_jobs_and_no_more(
     context: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran: list[int] = []
-    worker, claims = await _idle_worker_counting_claims(context, monkeypatch, ran)
+    worker, claims, job_ids = await _idle_worker_counting_claims(context, monkeypatch, ran)
     try:
-        job_ids = [await enqueue_job(context.db, "ok") for _ in range(3)]
         worker.wake(3)
         await asyncio.sleep(0.3)
     finally:
@@ -154,9 +155,8 @@ async def test_a_wake_without_a_count_claims_until_a_claim_finds_nothing(
     context: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran: list[int] = []
-    worker, claims = await _idle_worker_counting_claims(context, monkeypatch, ran)
+    worker, claims, job_ids = await _idle_worker_counting_claims(context, monkeypatch, ran)
     try:
-        job_ids = [await enqueue_job(context.db, "ok") for _ in range(3)]
         worker.wake(1)  # an undercount: the other two wait for a wake or the poll
         await asyncio.sleep(0.3)
         assert len(ran) == 1

@@ -332,12 +332,7 @@ async def test_acknowledged_alerts_reach_the_database_file_through_background_ch
     # The loop's connection never checkpoints; the thread's keeps SQLite's default.
     assert await durable_db.run_transaction(autocheckpoint, durable=True) == 0
     assert await durable_db.run_transaction(autocheckpoint) == 1000
-    target = tmp_path / DURABLE_FILE
-    for _ in range(200):  # the checkpoint runs on its own thread
-        if _in_database_file(target, signal_id):
-            break
-        await asyncio.sleep(0.01)
-    assert _in_database_file(target, signal_id)
+    assert await _reaches_the_file(tmp_path / DURABLE_FILE, signal_id)
 
 
 async def test_an_alert_committed_just_after_a_checkpoint_reaches_the_file_without_more_alerts(
