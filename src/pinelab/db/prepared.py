@@ -131,9 +131,10 @@ class _Prepared:
         columns = _result_columns(compiled)
         self.keys: tuple[str, ...] = tuple(column.name for column in columns)
         self.row: Any = namedtuple("Row", self.keys) if self.keys else None
-        self.results: list[Processor] = [
+        results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
+        self.results: list[Processor] | None = results if any(results) else None
 
     def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
         converted = []
@@ -146,7 +147,7 @@ class _Prepared:
 
     def rows(self, fetched: list[tuple[Any, ...]]) -> list[Any]:
         make, results = self.row._make, self.results
-        if not any(results):
+        if results is None:
             return [make(row) for row in fetched]
         return [
             make([value if p is None else p(value) for p, value in zip(results, row, strict=True)])

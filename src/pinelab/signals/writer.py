@@ -155,8 +155,8 @@ def _answer(batch: list[PendingSignal], outcomes: list[tuple[int, str] | None]) 
     for item, outcome in zip(batch, outcomes, strict=True):
         if outcome is None:
             continue
-        if item.job_kind is not None and outcome[1] == ACCEPTED:
-            jobs += 1  # as `_new_jobs` decided: an accepted signal's job was committed
+        if _job_kind(item) is not None:
+            jobs += 1
         if not item.future.done():
             item.future.set_result(outcome)
     return jobs
@@ -355,14 +355,16 @@ def _new_jobs(batch: list[PendingSignal], ids: list[int]) -> list[dict[str, Any]
     moment = now()
     return [
         job_values(
-            item.job_kind,
-            {"signal_id": signal_id},
-            max_attempts=item.job_max_attempts,
-            moment=moment,
+            kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts, moment=moment
         )
         for item, signal_id in zip(batch, ids, strict=True)
-        if item.job_kind is not None and item.values["status"] == ACCEPTED
+        if (kind := _job_kind(item)) is not None
     ]
+
+
+def _job_kind(item: PendingSignal) -> str | None:
+    """Return the kind of job a batch's signal is stored with: only an accepted one has one."""
+    return item.job_kind if item.values["status"] == ACCEPTED else None
 
 
 def _keys_by_strategy(batch: list[PendingSignal]) -> dict[int, list[str]]:
