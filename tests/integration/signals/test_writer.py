@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, event, func, insert, select
+from sqlalchemy import Connection, Engine, event, func, insert, select
 
 from pinelab.clock import now
 from pinelab.db import Database
@@ -348,6 +348,50 @@ async def test_an_alert_committed_just_after_a_checkpoint_reaches_the_file_witho
     # this commit set runs it.
     second, _ = await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "b")))
     assert await _reaches_the_file(target, second)
+
+
+async def test_alerts_committed_during_a_checkpoint_are_folded_in_and_the_wal_starts_over(
+    durable_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under a steady stream the WAL must not grow without end: what batches committed while the
+    # checkpoint copied the bulk is copied too, before the next commit, which then writes the
+    # WAL from its start.
+    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 60.0)  # no timer in this test
+    real_checkpoint = engine_module._checkpoint
+    first_pass_done, resume = threading.Event(), threading.Event()
+    passes = 0
+
+    def checkpoint(engine: Engine) -> None:
+        nonlocal passes
+        real_checkpoint(engine)
+        passes += 1
+        if passes == 1:  # hold the bulk pass open while another batch commits
+            first_pass_done.set()
+            resume.wait(10)
+
+    monkeypatch.setattr(engine_module, "_checkpoint", checkpoint)
+    seeded = await seed_strategy(durable_db)
+    writer = SignalWriter(durable_db)
+    target = tmp_path / DURABLE_FILE
+    loop = asyncio.get_running_loop()
+    await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "a")))
+    assert await loop.run_in_executor(None, first_pass_done.wait, 10)
+    during, _ = await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "b")))
+    folding = durable_db._checkpointing
+    assert folding is not None
+    resume.set()
+    await folding
+    assert passes == 2
+    assert _in_database_file(target, during)  # copied by the pass under the write lock
+    sequence = _wal_checkpoint_sequence(target)
+    await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "c")))
+    assert _wal_checkpoint_sequence(target) == sequence + 1  # the WAL started over
+
+
+def _wal_checkpoint_sequence(database: Path) -> int:
+    """Read the WAL header's checkpoint sequence number: SQLite adds one when it restarts."""
+    header = database.with_name(database.name + "-wal").read_bytes()[:32]
+    return int.from_bytes(header[12:16], "big")
 
 
 async def _reaches_the_file(path: Path, signal_id: int) -> bool:
