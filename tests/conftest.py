@@ -24,6 +24,7 @@ from pinelab.api.context import AppContext
 from pinelab.config import Settings
 from pinelab.db import Database, migrate
 from pinelab.db.models import Base
+from tests.factories import close_context
 
 PG_URL = os.environ.get("PINELAB_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("PINELAB_TEST_REDIS_URL", "")
@@ -114,8 +115,7 @@ async def context(settings: Settings) -> AsyncIterator[AppContext]:
     """The app's services on the test's database (no HTTP app, no lifespan), closed after."""
     built = build_context(settings)
     yield built
-    await built.brokers.close()
-    await built.db.dispose()
+    await close_context(built)
 
 
 @pytest.fixture

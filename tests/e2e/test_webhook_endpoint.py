@@ -15,7 +15,6 @@ from sqlalchemy.exc import OperationalError
 
 from pinelab.api import middleware
 from pinelab.api.context import AppContext
-from pinelab.db import Database
 from pinelab.signals.models import Signal
 from tests.factories import Seeded, seed_strategy
 
@@ -84,12 +83,14 @@ async def test_anything_but_a_post_to_one_token_is_left_to_the_api(
 async def test_a_database_that_cannot_store_the_alert_is_503_and_nothing_is_acknowledged(
     app: FastAPI, client: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db: Database = _context(app).db
+    writer = _context(app).signal_writer
+    assert writer is not None
 
     async def disk_full(*_: Any, **__: Any) -> Any:
         raise OperationalError("INSERT INTO signal", {}, sqlite3.OperationalError("disk is full"))
 
-    monkeypatch.setattr(db, "run_transaction", disk_full)
+    # The batch's commit fails, wherever it is made (the event loop or the commit process).
+    monkeypatch.setattr(writer, "_commit", disk_full)
     response = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     assert response.status_code == 503
     body = response.json()

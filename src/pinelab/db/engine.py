@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -132,6 +132,21 @@ class Database:
             engine = self._sqlite_engine()
             return await loop.run_in_executor(self._thread(), _run_in_transaction, engine, work)
 
+    async def run_serialised(self, write: Callable[[], Awaitable[T]]) -> T:
+        """Await a write that another connection makes as if it were one of this process's.
+
+        On SQLite it runs under the write lock that serialises every write of this process
+        (none of them then waits on SQLite's own lock for it), and is followed, like every
+        durable commit, by a checkpoint soon. The commit process's batches come this way.
+        """
+        if self._write_lock is None:
+            return await write()
+        async with self._write_lock:
+            try:
+                return await write()
+            finally:
+                self._checkpoint_soon()
+
     async def _run_durable_inline(self, work: Callable[[Connection], T]) -> T:
         """Run the statements on the loop and the commit (its fsync) on the commit thread.
 
@@ -214,21 +229,13 @@ class Database:
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         check_same_thread: bool = True,
     ) -> Engine:
-        url = make_url(self.url).set(drivername="sqlite")
-        engine = create_engine(
-            url,
-            pool_size=1,
-            max_overflow=0,
-            connect_args={"check_same_thread": check_same_thread},
-            **JSON_CODEC,
-        )
-        _configure_sqlite(
-            engine,
-            synchronous=synchronous,
+        return sqlite_engine(
+            self.url,
+            synchronous,
             autocheckpoint=autocheckpoint,
             busy_timeout_ms=busy_timeout_ms,
+            check_same_thread=check_same_thread,
         )
-        return engine
 
     def _checkpoint_soon(self) -> None:
         """Copy the WAL into the database on the checkpoint thread, at most once per interval.
@@ -349,6 +356,31 @@ def _run_in_session(engine: Engine, work: Callable[[Session], T], commit: bool) 
             return work(session)
         with session.begin():
             return work(session)
+
+
+def sqlite_engine(
+    url: str,
+    synchronous: str,
+    *,
+    autocheckpoint: bool = True,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    check_same_thread: bool = True,
+) -> Engine:
+    """A one-connection engine on the stdlib sqlite3 driver, with PineLab's pragmas."""
+    engine = create_engine(
+        make_url(url).set(drivername="sqlite"),
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": check_same_thread},
+        **JSON_CODEC,
+    )
+    _configure_sqlite(
+        engine,
+        synchronous=synchronous,
+        autocheckpoint=autocheckpoint,
+        busy_timeout_ms=busy_timeout_ms,
+    )
+    return engine
 
 
 def _checkpoint(engine: Engine) -> None:

@@ -52,6 +52,8 @@ async def run_worker(settings: Settings) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await worker.stop()
+        if context.signal_writer is not None:
+            await context.signal_writer.stop()
         await context.brokers.close()
         await context.db.dispose()
     return 0

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from sqlalchemy import (
@@ -40,12 +40,17 @@ from pinelab.jobs.models import Job
 from pinelab.jobs.queue import job_values
 from pinelab.signals.models import Signal
 
+if TYPE_CHECKING:
+    from pinelab.signals.committer import CommitProcess
+
 log = structlog.get_logger(__name__)
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 DUPLICATE = "duplicate"
 MAX_BATCH = 256
+
+Outcome = tuple[int, str]  # a stored alert's signal id and final status
 
 # Core statements (no ORM unit of work): the hot path of every webhook.
 _SIGNAL_TABLE = cast(Table, Signal.__table__)
@@ -63,15 +68,23 @@ class PendingSignal:
     duplicate_window_seconds: int = 0
     # Set by `SignalWriter.write`, from the loop it captured: `asyncio.get_running_loop()`
     # costs a getpid() system call, once per alert here.
-    future: asyncio.Future[tuple[int, str]] = field(init=False, repr=False)
+    future: asyncio.Future[Outcome] = field(init=False, repr=False)
 
 
 class SignalWriter:
     """Collects signals from concurrent requests and commits them in batches."""
 
-    def __init__(self, db: Database, *, on_commit: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        on_commit: Callable[[int], None] | None = None,
+        process: CommitProcess | None = None,
+    ) -> None:
         self._db = db
         self._on_commit = on_commit
+        # On SQLite, the child process that writes and commits the batches (`committer`).
+        self._process = process
         self._pending: list[PendingSignal] = []
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -79,21 +92,24 @@ class SignalWriter:
         self._stopping = False
 
     async def start(self) -> None:
-        """Start the background committer."""
+        """Start the background committer (and its commit process, if it has one)."""
+        if self._process is not None:
+            await self._process.start()
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name="signal-writer")
 
     async def stop(self) -> None:
-        """Commit what is pending, then stop."""
+        """Commit what is pending, then stop (the commit process too, if it was started)."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        self._stopping = True
-        self._ready.set()
-        await task
-        self._loop = None
+        if task is not None:
+            self._stopping = True
+            self._ready.set()
+            await task
+            self._loop = None
+        if self._process is not None:
+            await self._process.stop()
 
-    def write(self, pending: PendingSignal) -> Awaitable[tuple[int, str]]:
+    def write(self, pending: PendingSignal) -> Awaitable[Outcome]:
         """Store a signal (and its job); await (signal id, final status), ready once committed.
 
         A plain function handing back the future (not a coroutine awaiting it): one frame less
@@ -106,7 +122,7 @@ class SignalWriter:
         self._ready.set()
         return pending.future
 
-    async def _write_alone(self, pending: PendingSignal) -> tuple[int, str]:
+    async def _write_alone(self, pending: PendingSignal) -> Outcome:
         await self._write_batch([pending])
         return await pending.future
 
@@ -124,17 +140,19 @@ class SignalWriter:
                 return
 
     async def _write_batch(self, batch: list[PendingSignal]) -> None:
+        outcomes: Sequence[Outcome | None]
         try:
             outcomes = await self._commit(batch)
         except IntegrityError:
             # Another process stored the same idempotency key meanwhile: redo one by one.
-            outcomes = []
+            one_by_one: list[Outcome | None] = []
             for item in batch:
                 try:
-                    outcomes.extend(await self._commit([item]))
+                    one_by_one.extend(await self._commit([item]))
                 except Exception as exc:  # the caller answers 503; nothing was acknowledged
                     item.future.set_exception(exc)
-                    outcomes.append(None)
+                    one_by_one.append(None)
+            outcomes = one_by_one
         except Exception as exc:
             log.exception("signal_batch_failed", size=len(batch))
             for item in batch:
@@ -145,32 +163,41 @@ class SignalWriter:
         if self._on_commit is not None and jobs:
             self._on_commit(jobs)
 
-    async def _commit(self, batch: list[PendingSignal]) -> list[tuple[int, str] | None]:
-        return await self._db.run_transaction(lambda c: _store_batch(c, batch), durable=True)
+    async def _commit(self, batch: list[PendingSignal]) -> list[Outcome]:
+        process = self._process
+        if process is not None:
+            return await self._db.run_serialised(lambda: process.commit(batch))
+        return await self._db.run_transaction(lambda c: store_batch(c, batch), durable=True)
 
 
-def _answer(batch: list[PendingSignal], outcomes: list[tuple[int, str] | None]) -> int:
+def _answer(batch: list[PendingSignal], outcomes: Sequence[Outcome | None]) -> int:
     """Answer each committed alert of a batch; return how many jobs were committed with them."""
     jobs = 0
     for item, outcome in zip(batch, outcomes, strict=True):
         if outcome is None:
             continue
-        if _job_kind(item) is not None:
+        # By the stored status: the batch may have been written in another process.
+        if _job_kind(item, outcome[1]) is not None:
             jobs += 1
         if not item.future.done():
             item.future.set_result(outcome)
     return jobs
 
 
-def _store_batch(
-    connection: Connection, batch: list[PendingSignal]
-) -> list[tuple[int, str] | None]:
-    """Write a batch of signals and their jobs (one transaction, run by the caller)."""
+def store_batch(
+    connection: Connection, batch: list[PendingSignal], moment: datetime | None = None
+) -> list[Outcome]:
+    """Write a batch of signals and their jobs (one transaction, run by the caller).
+
+    The jobs are created at `moment` (now by default): the commit process is given the API
+    process's, so one clock dates everything.
+    """
+    moment = now() if moment is None else moment
     if connection.dialect.name == "sqlite":
-        return _store_batch_sqlite(connection, batch)
+        return _store_batch_sqlite(connection, batch, moment)
     _mark_duplicates(connection, batch)
     ids = list(connection.execute(_INSERT_SIGNALS, [item.values for item in batch]).scalars())
-    jobs = _new_jobs(batch, ids)
+    jobs = _new_jobs(batch, ids, moment)
     if jobs:
         connection.execute(_INSERT_JOBS, jobs)
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
@@ -254,7 +281,7 @@ _JOB_FIELDS = frozenset(job_values("kind", {}, max_attempts=1))
 _Column = tuple[str, Callable[[Any], Any] | None]
 _sqlite_statements: _SQLiteStatements | None = None
 _LAST_SIGNAL_ID = "SELECT coalesce(max(id), 0) FROM signal"
-_BATCH_STATEMENTS = "signal batch: INSERT INTO signal …; INSERT INTO retry_queue …"  # for errors
+BATCH_STATEMENTS = "signal batch: INSERT INTO signal …; INSERT INTO retry_queue …"  # for errors
 
 
 def _sqlite_columns(
@@ -310,8 +337,8 @@ class _RowLayout:
 
 
 def _store_batch_sqlite(
-    connection: Connection, batch: list[PendingSignal]
-) -> list[tuple[int, str] | None]:
+    connection: Connection, batch: list[PendingSignal], moment: datetime
+) -> list[Outcome]:
     global _sqlite_statements
     statements = _sqlite_statements
     if statements is None:
@@ -335,7 +362,7 @@ def _store_batch_sqlite(
             rows.append(signal_id)
             statements.signal_row.add(rows, item.values)
         jobs: list[Any] = []
-        for job in _new_jobs(batch, ids):
+        for job in _new_jobs(batch, ids, moment):
             statements.job_row.add(jobs, job)
         # Older SQLite builds allow 999 parameters a statement (newer ones 32,766): a batch
         # larger than that many parameters is written in as few statements as they allow.
@@ -344,15 +371,14 @@ def _store_batch_sqlite(
         if jobs:
             statements.jobs.execute(cursor, jobs, limit)
     except sqlite3.Error as exc:  # raised as Core raises it (IntegrityError, OperationalError…)
-        raise DBAPIError.instance(_BATCH_STATEMENTS, None, exc, sqlite3.Error) from exc
+        raise DBAPIError.instance(BATCH_STATEMENTS, None, exc, sqlite3.Error) from exc
     finally:
         cursor.close()
     return [(signal_id, item.values["status"]) for item, signal_id in zip(batch, ids, strict=True)]
 
 
-def _new_jobs(batch: list[PendingSignal], ids: list[int]) -> list[dict[str, Any]]:
+def _new_jobs(batch: list[PendingSignal], ids: list[int], moment: datetime) -> list[dict[str, Any]]:
     """The column values of the jobs of the batch's accepted signals, created together."""
-    moment = now()
     return [
         job_values(
             kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts, moment=moment
@@ -362,9 +388,13 @@ def _new_jobs(batch: list[PendingSignal], ids: list[int]) -> list[dict[str, Any]
     ]
 
 
-def _job_kind(item: PendingSignal) -> str | None:
-    """Return the kind of job a batch's signal is stored with: only an accepted one has one."""
-    return item.job_kind if item.values["status"] == ACCEPTED else None
+def _job_kind(item: PendingSignal, status: str | None = None) -> str | None:
+    """Return the kind of job a batch's signal is stored with: only an accepted one has one.
+
+    `status` is the status it was stored with, when known; else the one its values hold.
+    """
+    stored = item.values["status"] if status is None else status
+    return item.job_kind if stored == ACCEPTED else None
 
 
 def _keys_by_strategy(batch: list[PendingSignal]) -> dict[int, list[str]]:

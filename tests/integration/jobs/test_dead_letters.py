@@ -28,7 +28,7 @@ from pinelab.jobs.worker import JobType, Worker
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import Seeded, enqueue_job, seed_strategy
+from tests.factories import Seeded, close_context, enqueue_job, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 
 
@@ -39,8 +39,7 @@ async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterato
     settings.max_retry_attempts = 3
     built = build_context(settings)
     yield built
-    await built.brokers.close()
-    await built.db.dispose()
+    await close_context(built)
 
 
 async def drain(worker: Worker, clock: FrozenClock) -> None:

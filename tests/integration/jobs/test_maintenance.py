@@ -15,13 +15,14 @@ from pinelab.config import Settings
 from pinelab.jobs.maintenance import cleanup_jobs_job
 from pinelab.jobs.models import Job
 from pinelab.trading.models import ReconciliationRun
+from tests.factories import close_context
 
 
 @pytest.fixture
 async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
     built = build_context(settings.model_copy(update={"reconciliation_retention_days": 30}))
     yield built
-    await built.db.dispose()
+    await close_context(built)
 
 
 async def test_finished_runs_past_the_retention_are_deleted_and_the_rest_kept(

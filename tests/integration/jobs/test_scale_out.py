@@ -16,6 +16,7 @@ from pinelab.config import Settings
 from pinelab.jobs.models import Job
 from pinelab.jobs.queue import DONE, job_values
 from pinelab.jobs.worker import JobType, Worker
+from tests.factories import close_context
 
 JOBS = 1000
 
@@ -28,7 +29,7 @@ async def contexts(settings: Settings) -> AsyncIterator[list[AppContext]]:
     built = [build_context(settings) for _ in range(2)]
     yield built
     for context in built:
-        await context.db.dispose()
+        await close_context(context)
 
 
 async def _done(context: AppContext) -> int:

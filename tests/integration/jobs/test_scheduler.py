@@ -15,6 +15,7 @@ from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.jobs.models import Job, PeriodicTask
 from pinelab.jobs.worker import JobType, Worker
+from tests.factories import close_context
 
 INTERVAL = 60.0
 
@@ -25,7 +26,7 @@ async def contexts(settings: Settings) -> AsyncIterator[list[AppContext]]:
     built = [build_context(settings) for _ in range(3)]
     yield built
     for context in built:
-        await context.db.dispose()
+        await close_context(context)
 
 
 def _ticking_worker(context: AppContext, runs: list[str]) -> Worker:

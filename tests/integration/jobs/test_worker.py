@@ -15,7 +15,7 @@ from pinelab.jobs import queue
 from pinelab.jobs import worker as worker_module
 from pinelab.jobs.models import Job
 from pinelab.jobs.worker import JobType, Worker
-from tests.factories import enqueue_job, stored_job
+from tests.factories import close_context, enqueue_job, stored_job
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def context(settings: Settings) -> AppContext:
     settings.max_retry_attempts = 3
     built = build_context(settings)
     yield built
-    await built.db.dispose()
+    await close_context(built)
 
 
 async def test_woken_worker_runs_a_new_job_without_waiting_for_a_poll(context: AppContext) -> None:

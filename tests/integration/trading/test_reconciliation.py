@@ -31,7 +31,7 @@ from pinelab.trading.reconciliation import (
     ReconciliationScope,
     reconcile,
 )
-from tests.factories import Seeded, seed_strategy
+from tests.factories import Seeded, close_context, seed_strategy
 from tests.fakes import alpaca_emulator, ccxt_emulator
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 from tests.integration.brokers.test_alpaca import make_broker as make_alpaca
@@ -42,8 +42,7 @@ from tests.integration.brokers.test_ccxt import make_broker as make_ccxt
 async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
     built = build_context(settings)
     yield built
-    await built.brokers.close()
-    await built.db.dispose()
+    await close_context(built)
 
 
 @pytest.fixture

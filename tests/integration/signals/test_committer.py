@@ -1,0 +1,238 @@
+"""The commit process: SQLite's group commits written and committed by a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from pinelab.clock import FrozenClock, now
+from pinelab.db import Database
+from pinelab.jobs.models import Job
+from pinelab.signals.committer import CommitProcess, runs_beside
+from pinelab.signals.models import Signal
+from pinelab.signals.writer import ACCEPTED, PendingSignal, SignalWriter
+from tests.factories import Seeded, seed_strategy
+
+DATABASE_FILE = "committed.db"
+
+
+@pytest.fixture
+async def db(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
+    """SQLite at synchronous=FULL (the default) on its own copy of the migrated template."""
+    target = tmp_path / DATABASE_FILE
+    target.write_bytes(sqlite_template.read_bytes())
+    database = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def seeded(db: Database) -> Seeded:
+    return await seed_strategy(db)
+
+
+@pytest.fixture
+async def process(db: Database) -> AsyncIterator[CommitProcess]:
+    committer = CommitProcess(db.url, db.durable_synchronous)
+    yield committer
+    await committer.stop()
+
+
+def _alert(seeded: Seeded, key: str | None, body: str = "buy AAPL 1") -> PendingSignal:
+    values = {
+        "user_id": seeded.user_id,
+        "strategy_id": seeded.strategy_id,
+        "received_at": now(),
+        "source_ip": None,
+        "content_type": "text/plain",
+        "raw_body": body,
+        "body_hash": hashlib.sha256(body.encode()).hexdigest(),
+        "intent": {"ticker": "AAPL", "action": "buy", "quantity": "1"},
+        "ticker": "AAPL",
+        "action": "buy",
+        "status": ACCEPTED,
+        "reason": None,
+        "idempotency_key": key,
+        "duplicate_of_id": None,
+        "executed_at": None,
+    }
+    return PendingSignal(values, job_kind="execute_signal")
+
+
+async def _count(db: Database, model: type[Signal] | type[Job]) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_a_batch_is_written_and_committed_by_the_child_and_the_worker_told_its_jobs(
+    db: Database, seeded: Seeded, process: CommitProcess
+) -> None:
+    woken: list[int] = []
+    writer = SignalWriter(db, on_commit=woken.append, process=process)
+    await writer.start()
+    assert process.pid is not None
+    assert process.pid != os.getpid()
+    try:
+        keys = ["a", "b", "a", None]  # the second "a" is a duplicate found in the child
+        outcomes = await asyncio.gather(*(writer.write(_alert(seeded, key)) for key in keys))
+    finally:
+        await writer.stop()
+    assert [status for _, status in outcomes] == [ACCEPTED, ACCEPTED, "duplicate", ACCEPTED]
+    assert len({signal_id for signal_id, _ in outcomes}) == 4
+    assert sum(woken) == 3  # by the stored statuses: the duplicate has no job
+    assert await _count(db, Signal) == 4
+    assert await _count(db, Job) == 3
+    async with db.session() as session:
+        duplicate = await session.get(Signal, outcomes[2][0])
+        assert duplicate is not None
+        assert duplicate.reason == "same strategy, id and time as an earlier alert"
+        assert duplicate.intent == {"ticker": "AAPL", "action": "buy", "quantity": "1"}
+    assert process.pid is None  # stopped with the writer
+
+
+async def test_the_child_exits_when_its_parent_closes_the_socket(
+    db: Database, seeded: Seeded, process: CommitProcess
+) -> None:
+    await process.start()
+    pid = process.pid
+    assert pid is not None
+    await process.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_a_child_that_dies_fails_its_batch_and_the_next_batch_starts_another(
+    db: Database, seeded: Seeded, process: CommitProcess
+) -> None:
+    writer = SignalWriter(db, process=process)
+    first, _ = await writer.write(_alert(seeded, "before"))
+    dead = process.pid
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    with pytest.raises(OperationalError):  # the webhook answers 503: nothing acknowledged
+        await writer.write(_alert(seeded, "lost"))
+    after, status = await writer.write(_alert(seeded, "after"))
+    assert status == ACCEPTED
+    assert process.pid not in (None, dead)
+    async with db.session() as session:
+        keys = set((await session.scalars(select(Signal.idempotency_key))).all())
+    assert keys == {"before", "after"}
+    assert after > first
+
+
+async def test_a_database_error_in_the_child_is_raised_for_the_batchs_alerts(
+    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
+) -> None:
+    with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_FILE)) as other:
+        other.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON signal"
+            " BEGIN SELECT RAISE(ABORT, 'no room'); END"
+        )
+        other.commit()
+    writer = SignalWriter(db, process=process)
+    await writer.start()
+    try:
+        results = await asyncio.gather(
+            *(writer.write(_alert(seeded, key)) for key in ("x", "y")), return_exceptions=True
+        )
+        # An integrity error is retried alert by alert; each alert gets its own error.
+        assert all(isinstance(result, IntegrityError) for result in results)
+        assert all("no room" in str(result) for result in results)
+        with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_FILE)) as other:
+            other.execute("DROP TRIGGER refuse")
+            other.commit()
+        _, status = await writer.write(_alert(seeded, "z"))
+    finally:
+        await writer.stop()
+    assert status == ACCEPTED
+    assert await _count(db, Signal) == 1
+
+
+async def test_a_write_lock_held_by_another_process_is_waited_for_in_the_child(
+    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
+) -> None:
+    writer = SignalWriter(db, process=process)
+    await writer.start()
+    other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # a CLI command writing, say
+        pending = asyncio.ensure_future(writer.write(_alert(seeded, "k")))
+        ticks = 0
+        while ticks < 20:  # the loop keeps running meanwhile
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not pending.done()
+        other.execute("COMMIT")
+        _, status = await asyncio.wait_for(pending, 10)
+    finally:
+        other.close()
+        await writer.stop()
+    assert status == ACCEPTED
+
+
+async def test_a_batch_whose_caller_is_cancelled_is_still_committed_before_it_returns(
+    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
+) -> None:
+    await process.start()
+    other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the child at its first write
+        committing = asyncio.ensure_future(process.commit([_alert(seeded, "k")]))
+        await asyncio.sleep(0.1)
+        committing.cancel()
+        await asyncio.sleep(0.1)
+        assert not committing.done()  # waits for the child's answer before letting go
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(committing, 10)
+    finally:
+        other.close()
+    assert await _count(db, Signal) == 1
+    [(_, status)] = await process.commit([_alert(seeded, "next")])  # still in step
+    assert status == ACCEPTED
+
+
+async def test_jobs_are_dated_by_the_api_process_clock(
+    db: Database, seeded: Seeded, process: CommitProcess, frozen_clock: FrozenClock
+) -> None:
+    assert abs((frozen_clock.now() - datetime.now(UTC)).days) > 1  # far from the child's clock
+    writer = SignalWriter(db, process=process)
+    await writer.write(_alert(seeded, "k"))
+    async with db.session() as session:
+        job = (await session.scalars(select(Job))).one()
+    assert job.created_at == job.run_at == frozen_clock.now()
+
+
+async def test_a_value_sqlite_cannot_store_fails_the_batch_and_the_child_goes_on(
+    db: Database, seeded: Seeded, process: CommitProcess
+) -> None:
+    alert = _alert(seeded, "k")
+    alert.values["raw_body"] = {"not", "text"}  # crosses to the child, binds to no SQLite type
+    with pytest.raises(DBAPIError, match="binding parameter"):
+        await process.commit([alert])
+    [(_, status)] = await process.commit([_alert(seeded, "k")])
+    assert status == ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("url", "beside"),
+    [
+        ("sqlite+aiosqlite:///data/pinelab.db", True),
+        ("sqlite+aiosqlite:///:memory:", False),
+        ("sqlite+aiosqlite://", False),
+        ("postgresql+asyncpg://postgres@127.0.0.1:5432/test", False),
+    ],
+)
+def test_only_a_sqlite_file_is_committed_by_a_child(url: str, beside: bool) -> None:
+    assert runs_beside(url) is beside
