@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import signal
 import socket
 import struct
 import sys
@@ -228,6 +229,11 @@ def _send(sock: socket.socket, message: tuple[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The child's entry point: `python -m pinelab.signals.committer FD URL SYNCHRONOUS`."""
     fd, url, synchronous = argv if argv is not None else sys.argv[1:]
+    # Ctrl-C in a terminal, or a stop signal sent to the process group, is for the API
+    # process, whose shutdown still commits its last batches here; this process ends when the
+    # API process closes the socket (or exits).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     with socket.socket(fileno=int(fd)) as sock:
         serve(sock, url, synchronous)
     return 0

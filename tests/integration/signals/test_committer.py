@@ -112,6 +112,20 @@ async def test_the_child_exits_when_its_parent_closes_the_socket(
         os.kill(pid, 0)
 
 
+async def test_stop_signals_for_the_group_leave_the_child_to_commit_the_last_batches(
+    db: Database, seeded: Seeded, process: CommitProcess
+) -> None:
+    await process.start()
+    pid = process.pid
+    assert pid is not None
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or killpg(SIGTERM)
+        os.kill(pid, signum)
+    await asyncio.sleep(0.2)
+    [(_, status)] = await process.commit([_alert(seeded, "k")])
+    assert status == ACCEPTED
+    assert process.pid == pid
+
+
 async def test_a_child_that_dies_fails_its_batch_and_the_next_batch_starts_another(
     db: Database, seeded: Seeded, process: CommitProcess
 ) -> None:
