@@ -68,16 +68,28 @@ class CommitProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._turn = asyncio.Lock()  # one batch (or start) at a time on the socket
 
     @property
     def pid(self) -> int | None:
-        """The child's process id while it runs."""
+        """The child's process id, from its start until it is stopped or found gone."""
         return None if self._process is None else self._process.pid
 
+    @property
+    def running(self) -> bool:
+        """Tell whether the child is started and has not exited."""
+        return self._process is not None and self._process.returncode is None
+
     async def start(self) -> None:
-        """Start the child and wait until its database connection is open."""
+        """Start the child, unless it runs, and wait until its database connection is open."""
+        async with self._turn:
+            await self._ensure_running()
+
+    async def _ensure_running(self) -> None:
         if self._process is not None:
-            return
+            if self._process.returncode is None:
+                return
+            await self._discard()  # it exited while idle: another takes its place
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(
@@ -109,12 +121,11 @@ class CommitProcess:
     async def commit(self, batch: Sequence[PendingSignal]) -> list[Outcome]:
         """Write and commit a batch in the child; return each alert's (signal id, status).
 
-        A database error in the child is raised here as it was raised there. A child that is
-        gone, or stops answering mid-batch, is an `OperationalError` (the caller answers 503),
-        and the next batch starts a new child. A caller cancelled meanwhile waits for the
-        answer first: the batch's commit must not be left running under a released write lock.
+        A database error in the child is raised here as it was raised there. A child that
+        cannot start, or dies mid-batch, is an `OperationalError` (the caller answers 503), and
+        the next batch starts a new child. A caller cancelled meanwhile waits for the answer
+        first: the batch's commit must not be left running under a released write lock.
         """
-        await self.start()
         items: list[_Item] = [
             (item.values, item.job_kind, item.job_max_attempts, item.duplicate_window_seconds)
             for item in batch
@@ -132,17 +143,20 @@ class CommitProcess:
         return outcomes
 
     async def _exchange(self, payload: bytes) -> tuple[str, Any]:
-        writer = self._writer
-        if writer is None:  # pragma: no cover - start() just opened it
-            raise RuntimeError("the commit process is not running")
-        try:
-            writer.write(_HEADER.pack(len(payload)) + payload)
-            return await self._receive()
-        except (OSError, EOFError, asyncio.IncompleteReadError, RuntimeError) as exc:
-            returncode = self._process.returncode if self._process is not None else None
-            log.error("commit_process_lost", error_type=type(exc).__name__, returncode=returncode)
-            await self._discard()
-            raise OperationalError(BATCH_STATEMENTS, None, exc) from exc
+        async with self._turn:
+            try:
+                await self._ensure_running()
+                if self._writer is None:  # pragma: no cover - _ensure_running just opened it
+                    raise RuntimeError("the commit process is not running")
+                self._writer.write(_HEADER.pack(len(payload)) + payload)
+                return await self._receive()
+            except (OSError, EOFError, asyncio.IncompleteReadError, RuntimeError) as exc:
+                returncode = None if self._process is None else self._process.returncode
+                log.error(
+                    "commit_process_lost", error_type=type(exc).__name__, returncode=returncode
+                )
+                await self._discard()
+                raise OperationalError(BATCH_STATEMENTS, None, exc) from exc
 
     async def _receive(self) -> tuple[str, Any]:
         reader = self._reader
@@ -153,8 +167,9 @@ class CommitProcess:
         return message
 
     async def stop(self) -> None:
-        """Close the child's socket and wait for it to exit (it finishes the batch it holds)."""
-        await self._discard(gently=True)
+        """Close the child's socket and wait for it to exit (after the batch in flight, if any)."""
+        async with self._turn:
+            await self._discard(gently=True)
 
     async def _discard(self, *, gently: bool = False) -> None:
         process, writer = self._process, self._writer
@@ -165,13 +180,15 @@ class CommitProcess:
                 await writer.wait_closed()
         if process is None:
             return
-        if not gently and process.returncode is None:
-            process.kill()
+        if not gently:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
         try:
             await asyncio.wait_for(process.wait(), STOP_SECONDS)
         except TimeoutError:
             log.warning("commit_process_killed", pid=process.pid)
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             await process.wait()
 
 

@@ -126,16 +126,24 @@ async def test_stop_signals_for_the_group_leave_the_child_to_commit_the_last_bat
     assert process.pid == pid
 
 
-async def test_a_child_that_dies_fails_its_batch_and_the_next_batch_starts_another(
-    db: Database, seeded: Seeded, process: CommitProcess
+async def test_a_child_that_dies_mid_batch_fails_it_and_the_next_batch_starts_another(
+    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
 ) -> None:
     writer = SignalWriter(db, process=process)
     first, _ = await writer.write(_alert(seeded, "before"))
     dead = process.pid
     assert dead is not None
-    os.kill(dead, signal.SIGKILL)
-    with pytest.raises(OperationalError):  # the webhook answers 503: nothing acknowledged
-        await writer.write(_alert(seeded, "lost"))
+    other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the child inside the next batch
+        lost = asyncio.ensure_future(writer.write(_alert(seeded, "lost")))
+        await asyncio.sleep(0.2)
+        os.kill(dead, signal.SIGKILL)
+        with pytest.raises(OperationalError):  # the webhook answers 503: nothing acknowledged
+            await asyncio.wait_for(lost, 10)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
     after, status = await writer.write(_alert(seeded, "after"))
     assert status == ACCEPTED
     assert process.pid not in (None, dead)
@@ -143,6 +151,23 @@ async def test_a_child_that_dies_fails_its_batch_and_the_next_batch_starts_anoth
         keys = set((await session.scalars(select(Signal.idempotency_key))).all())
     assert keys == {"before", "after"}
     assert after > first
+
+
+async def test_a_child_that_died_while_idle_is_replaced_before_the_next_batch(
+    db: Database, seeded: Seeded, process: CommitProcess
+) -> None:
+    await process.start()
+    dead = process.pid
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    for _ in range(250):
+        if not process.running:
+            break
+        await asyncio.sleep(0.02)
+    assert not process.running
+    [(_, status)] = await process.commit([_alert(seeded, "k")])
+    assert status == ACCEPTED
+    assert process.pid not in (None, dead)
 
 
 async def test_a_database_error_in_the_child_is_raised_for_the_batchs_alerts(
