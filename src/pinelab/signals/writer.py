@@ -3,7 +3,9 @@
 Each alert's signal row and its execution job are written in the same transaction, and the
 webhook answers only after that transaction committed (the transactional outbox). Batching the
 commits of concurrent requests keeps that promise cheap: one commit (and on SQLite FULL one
-fsync) serves every alert that arrived while the previous batch was being written.
+fsync) serves every alert that arrived while the previous batch was being written. On SQLite a
+child process writes and commits the batches (`committer.CommitProcess`, by default), with the
+same `store_batch`, so the event loop goes on serving meanwhile.
 """
 
 from __future__ import annotations
