@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ from pinelab.accounts.models import User
 from pinelab.accounts.security import hash_password
 from pinelab.api.context import AppContext
 from pinelab.brokers.models import BrokerAccount
+from pinelab.clock import now
 from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
@@ -95,3 +97,26 @@ async def close_context(context: AppContext) -> None:
         await context.signal_writer.stop()
     await context.brokers.close()
     await context.db.dispose()
+
+
+def signal_values(
+    strategy_id: int, user_id: int, key: str | None, body: str = "buy AAPL 1"
+) -> dict[str, Any]:
+    """The column values of an accepted alert, as ingestion hands them to the signal writer."""
+    return {
+        "user_id": user_id,
+        "strategy_id": strategy_id,
+        "received_at": now(),
+        "source_ip": None,
+        "content_type": "text/plain",
+        "raw_body": body,
+        "body_hash": hashlib.sha256(body.encode()).hexdigest(),
+        "intent": None,
+        "ticker": "AAPL",
+        "action": "buy",
+        "status": "accepted",
+        "reason": None,
+        "idempotency_key": key,
+        "duplicate_of_id": None,
+        "executed_at": None,
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import signal
 import sqlite3
@@ -16,58 +15,38 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from pinelab.clock import FrozenClock, now
+from pinelab.clock import FrozenClock
 from pinelab.db import Database
 from pinelab.jobs.models import Job
 from pinelab.signals.committer import CommitProcess, runs_beside
 from pinelab.signals.models import Signal
 from pinelab.signals.writer import ACCEPTED, PendingSignal, SignalWriter
-from tests.factories import Seeded, seed_strategy
-
-DATABASE_FILE = "committed.db"
+from tests.factories import Seeded, seed_strategy, signal_values
 
 
 @pytest.fixture
-async def db(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
-    """SQLite at synchronous=FULL (the default) on its own copy of the migrated template."""
-    target = tmp_path / DATABASE_FILE
-    target.write_bytes(sqlite_template.read_bytes())
-    database = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
-    yield database
-    await database.dispose()
+async def seeded(durable_db: Database) -> Seeded:
+    return await seed_strategy(durable_db)
 
 
 @pytest.fixture
-async def seeded(db: Database) -> Seeded:
-    return await seed_strategy(db)
-
-
-@pytest.fixture
-async def process(db: Database) -> AsyncIterator[CommitProcess]:
-    committer = CommitProcess(db.url, db.durable_synchronous)
+async def process(durable_db: Database) -> AsyncIterator[CommitProcess]:
+    committer = CommitProcess(durable_db.url, durable_db.durable_synchronous)
     yield committer
     await committer.stop()
 
 
-def _alert(seeded: Seeded, key: str | None, body: str = "buy AAPL 1") -> PendingSignal:
-    values = {
-        "user_id": seeded.user_id,
-        "strategy_id": seeded.strategy_id,
-        "received_at": now(),
-        "source_ip": None,
-        "content_type": "text/plain",
-        "raw_body": body,
-        "body_hash": hashlib.sha256(body.encode()).hexdigest(),
-        "intent": {"ticker": "AAPL", "action": "buy", "quantity": "1"},
-        "ticker": "AAPL",
-        "action": "buy",
-        "status": ACCEPTED,
-        "reason": None,
-        "idempotency_key": key,
-        "duplicate_of_id": None,
-        "executed_at": None,
-    }
+def _alert(seeded: Seeded, key: str | None) -> PendingSignal:
+    values = signal_values(seeded.strategy_id, seeded.user_id, key)
+    values["intent"] = {"ticker": "AAPL", "action": "buy", "quantity": "1"}
     return PendingSignal(values, job_kind="execute_signal")
+
+
+async def _started(process: CommitProcess) -> int:
+    """Start the child; return its process id."""
+    await process.start()
+    assert process.pid is not None
+    return process.pid
 
 
 async def _count(db: Database, model: type[Signal] | type[Job]) -> int:
@@ -76,10 +55,10 @@ async def _count(db: Database, model: type[Signal] | type[Job]) -> int:
 
 
 async def test_a_batch_is_written_and_committed_by_the_child_and_the_worker_told_its_jobs(
-    db: Database, seeded: Seeded, process: CommitProcess
+    durable_db: Database, seeded: Seeded, process: CommitProcess
 ) -> None:
     woken: list[int] = []
-    writer = SignalWriter(db, on_commit=woken.append, process=process)
+    writer = SignalWriter(durable_db, on_commit=woken.append, process=process)
     await writer.start()
     assert process.pid is not None
     assert process.pid != os.getpid()
@@ -91,9 +70,9 @@ async def test_a_batch_is_written_and_committed_by_the_child_and_the_worker_told
     assert [status for _, status in outcomes] == [ACCEPTED, ACCEPTED, "duplicate", ACCEPTED]
     assert len({signal_id for signal_id, _ in outcomes}) == 4
     assert sum(woken) == 3  # by the stored statuses: the duplicate has no job
-    assert await _count(db, Signal) == 4
-    assert await _count(db, Job) == 3
-    async with db.session() as session:
+    assert await _count(durable_db, Signal) == 4
+    assert await _count(durable_db, Job) == 3
+    async with durable_db.session() as session:
         duplicate = await session.get(Signal, outcomes[2][0])
         assert duplicate is not None
         assert duplicate.reason == "same strategy, id and time as an earlier alert"
@@ -102,22 +81,18 @@ async def test_a_batch_is_written_and_committed_by_the_child_and_the_worker_told
 
 
 async def test_the_child_exits_when_its_parent_closes_the_socket(
-    db: Database, seeded: Seeded, process: CommitProcess
+    durable_db: Database, seeded: Seeded, process: CommitProcess
 ) -> None:
-    await process.start()
-    pid = process.pid
-    assert pid is not None
+    pid = await _started(process)
     await process.stop()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
 
 async def test_stop_signals_for_the_group_leave_the_child_to_commit_the_last_batches(
-    db: Database, seeded: Seeded, process: CommitProcess
+    durable_db: Database, seeded: Seeded, process: CommitProcess
 ) -> None:
-    await process.start()
-    pid = process.pid
-    assert pid is not None
+    pid = await _started(process)
     for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or killpg(SIGTERM)
         os.kill(pid, signum)
     await asyncio.sleep(0.2)
@@ -127,13 +102,13 @@ async def test_stop_signals_for_the_group_leave_the_child_to_commit_the_last_bat
 
 
 async def test_a_child_that_dies_mid_batch_fails_it_and_the_next_batch_starts_another(
-    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
+    durable_db: Database, seeded: Seeded, process: CommitProcess, durable_path: Path
 ) -> None:
-    writer = SignalWriter(db, process=process)
+    writer = SignalWriter(durable_db, process=process)
     first, _ = await writer.write(_alert(seeded, "before"))
     dead = process.pid
     assert dead is not None
-    other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+    other = sqlite3.connect(durable_path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # holds the child inside the next batch
         lost = asyncio.ensure_future(writer.write(_alert(seeded, "lost")))
@@ -147,18 +122,16 @@ async def test_a_child_that_dies_mid_batch_fails_it_and_the_next_batch_starts_an
     after, status = await writer.write(_alert(seeded, "after"))
     assert status == ACCEPTED
     assert process.pid not in (None, dead)
-    async with db.session() as session:
+    async with durable_db.session() as session:
         keys = set((await session.scalars(select(Signal.idempotency_key))).all())
     assert keys == {"before", "after"}
     assert after > first
 
 
 async def test_a_child_that_died_while_idle_is_replaced_before_the_next_batch(
-    db: Database, seeded: Seeded, process: CommitProcess
+    durable_db: Database, seeded: Seeded, process: CommitProcess
 ) -> None:
-    await process.start()
-    dead = process.pid
-    assert dead is not None
+    dead = await _started(process)
     os.kill(dead, signal.SIGKILL)
     for _ in range(250):
         if not process.running:
@@ -171,15 +144,15 @@ async def test_a_child_that_died_while_idle_is_replaced_before_the_next_batch(
 
 
 async def test_a_database_error_in_the_child_is_raised_for_the_batchs_alerts(
-    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
+    durable_db: Database, seeded: Seeded, process: CommitProcess, durable_path: Path
 ) -> None:
-    with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_FILE)) as other:
+    with contextlib.closing(sqlite3.connect(durable_path)) as other:
         other.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON signal"
             " BEGIN SELECT RAISE(ABORT, 'no room'); END"
         )
         other.commit()
-    writer = SignalWriter(db, process=process)
+    writer = SignalWriter(durable_db, process=process)
     await writer.start()
     try:
         results = await asyncio.gather(
@@ -188,22 +161,22 @@ async def test_a_database_error_in_the_child_is_raised_for_the_batchs_alerts(
         # An integrity error is retried alert by alert; each alert gets its own error.
         assert all(isinstance(result, IntegrityError) for result in results)
         assert all("no room" in str(result) for result in results)
-        with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_FILE)) as other:
+        with contextlib.closing(sqlite3.connect(durable_path)) as other:
             other.execute("DROP TRIGGER refuse")
             other.commit()
         _, status = await writer.write(_alert(seeded, "z"))
     finally:
         await writer.stop()
     assert status == ACCEPTED
-    assert await _count(db, Signal) == 1
+    assert await _count(durable_db, Signal) == 1
 
 
 async def test_a_write_lock_held_by_another_process_is_waited_for_in_the_child(
-    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
+    durable_db: Database, seeded: Seeded, process: CommitProcess, durable_path: Path
 ) -> None:
-    writer = SignalWriter(db, process=process)
+    writer = SignalWriter(durable_db, process=process)
     await writer.start()
-    other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+    other = sqlite3.connect(durable_path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # a CLI command writing, say
         pending = asyncio.ensure_future(writer.write(_alert(seeded, "k")))
@@ -221,10 +194,10 @@ async def test_a_write_lock_held_by_another_process_is_waited_for_in_the_child(
 
 
 async def test_a_batch_whose_caller_is_cancelled_is_still_committed_before_it_returns(
-    db: Database, seeded: Seeded, process: CommitProcess, tmp_path: Path
+    durable_db: Database, seeded: Seeded, process: CommitProcess, durable_path: Path
 ) -> None:
     await process.start()
-    other = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+    other = sqlite3.connect(durable_path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # holds the child at its first write
         committing = asyncio.ensure_future(process.commit([_alert(seeded, "k")]))
@@ -237,24 +210,24 @@ async def test_a_batch_whose_caller_is_cancelled_is_still_committed_before_it_re
             await asyncio.wait_for(committing, 10)
     finally:
         other.close()
-    assert await _count(db, Signal) == 1
+    assert await _count(durable_db, Signal) == 1
     [(_, status)] = await process.commit([_alert(seeded, "next")])  # still in step
     assert status == ACCEPTED
 
 
 async def test_jobs_are_dated_by_the_api_process_clock(
-    db: Database, seeded: Seeded, process: CommitProcess, frozen_clock: FrozenClock
+    durable_db: Database, seeded: Seeded, process: CommitProcess, frozen_clock: FrozenClock
 ) -> None:
     assert abs((frozen_clock.now() - datetime.now(UTC)).days) > 1  # far from the child's clock
-    writer = SignalWriter(db, process=process)
+    writer = SignalWriter(durable_db, process=process)
     await writer.write(_alert(seeded, "k"))
-    async with db.session() as session:
+    async with durable_db.session() as session:
         job = (await session.scalars(select(Job))).one()
     assert job.created_at == job.run_at == frozen_clock.now()
 
 
 async def test_a_value_sqlite_cannot_store_fails_the_batch_and_the_child_goes_on(
-    db: Database, seeded: Seeded, process: CommitProcess
+    durable_db: Database, seeded: Seeded, process: CommitProcess
 ) -> None:
     alert = _alert(seeded, "k")
     alert.values["raw_body"] = {"not", "text"}  # crosses to the child, binds to no SQLite type

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,42 +19,7 @@ from pinelab.jobs.models import Job
 from pinelab.signals import writer as writer_module
 from pinelab.signals.models import Signal
 from pinelab.signals.writer import ACCEPTED, PendingSignal, SignalWriter
-from tests.factories import seed_strategy
-
-
-def _values(
-    strategy_id: int, user_id: int, key: str | None, body: str = "buy AAPL 1"
-) -> dict[str, object]:
-    return {
-        "user_id": user_id,
-        "strategy_id": strategy_id,
-        "received_at": now(),
-        "source_ip": None,
-        "content_type": "text/plain",
-        "raw_body": body,
-        "body_hash": hashlib.sha256(body.encode()).hexdigest(),
-        "intent": None,
-        "ticker": "AAPL",
-        "action": "buy",
-        "status": ACCEPTED,
-        "reason": None,
-        "idempotency_key": key,
-        "duplicate_of_id": None,
-        "executed_at": None,
-    }
-
-
-DURABLE_FILE = "durable.db"
-
-
-@pytest.fixture
-async def durable_db(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
-    """SQLite at synchronous=FULL (the default) on its own copy of the migrated template."""
-    target = tmp_path / DURABLE_FILE
-    target.write_bytes(sqlite_template.read_bytes())
-    db = Database(f"sqlite+aiosqlite:///{target}", sqlite_synchronous="FULL")
-    yield db
-    await db.dispose()
+from tests.factories import seed_strategy, signal_values
 
 
 async def _write_concurrently(db: Database, items: list[PendingSignal]) -> list[tuple[int, str]]:
@@ -73,7 +36,8 @@ async def test_batch_of_concurrent_alerts_commits_signals_and_jobs_together(db: 
     seeded = await seed_strategy(db)
     pending = [
         PendingSignal(
-            _values(seeded.strategy_id, seeded.user_id, f"k{i % 5}"), job_kind="execute_signal"
+            signal_values(seeded.strategy_id, seeded.user_id, f"k{i % 5}"),
+            job_kind="execute_signal",
         )
         for i in range(20)
     ]
@@ -87,12 +51,12 @@ async def test_batch_of_concurrent_alerts_commits_signals_and_jobs_together(db: 
 
 
 async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
-    durable_db: Database, tmp_path: Path
+    durable_db: Database, durable_path: Path
 ) -> None:
     seeded = await seed_strategy(durable_db)
     writer = SignalWriter(durable_db)
     signal_id, status = await writer.write(
-        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
+        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
     )
     assert status == "accepted"
 
@@ -103,7 +67,7 @@ async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
     level = await durable_db.run_transaction(level_of)
     assert (durable_level, level) == (2, 1)  # FULL for acknowledgements, NORMAL otherwise
     await durable_db.dispose()
-    reopened = Database(f"sqlite+aiosqlite:///{tmp_path / DURABLE_FILE}")
+    reopened = Database(f"sqlite+aiosqlite:///{durable_path}")
     try:
         async with reopened.session() as session:
             assert (await session.get(Signal, signal_id)) is not None
@@ -124,7 +88,7 @@ async def test_durable_statements_run_on_the_loop_and_only_the_commit_on_the_com
 
     def work(connection: Connection) -> None:
         threads["statements"] = threading.current_thread().name
-        connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
+        connection.execute(insert(Signal), signal_values(seeded.strategy_id, seeded.user_id, "k"))
 
     await durable_db.run_transaction(work, durable=True)
     assert threads == {
@@ -147,7 +111,7 @@ async def test_a_durable_batch_cancelled_during_its_commit_lets_the_commit_finis
     event.listen(engine, "commit", slow_commit)
 
     def work(connection: Connection) -> None:
-        connection.execute(insert(Signal), _values(seeded.strategy_id, seeded.user_id, "k"))
+        connection.execute(insert(Signal), signal_values(seeded.strategy_id, seeded.user_id, "k"))
 
     batch = asyncio.ensure_future(durable_db.run_transaction(work, durable=True))
     try:
@@ -168,7 +132,7 @@ async def test_a_durable_batch_cancelled_during_its_commit_lets_the_commit_finis
 
 async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
     seeded = await seed_strategy(db)
-    values = _values(seeded.strategy_id, seeded.user_id, "exact|key", body='{"é": "ü"}')
+    values = signal_values(seeded.strategy_id, seeded.user_id, "exact|key", body='{"é": "ü"}')
     values.update(
         received_at=datetime(2026, 3, 1, 14, 30, tzinfo=UTC),  # no microseconds: still .000000
         intent={"ticker": "AAPL", "quantity": "1.5", "take_profit": {"percent": "2"}, "n": None},
@@ -206,12 +170,13 @@ async def test_a_batch_of_mixed_alerts_maps_each_id_to_its_own_row_and_job(db: D
     # A row stored another way first: the batch's ids continue after it.
     earlier = await db.run_transaction(
         lambda c: c.execute(
-            insert(Signal).returning(Signal.id), _values(seeded.strategy_id, seeded.user_id, "x")
+            insert(Signal).returning(Signal.id),
+            signal_values(seeded.strategy_id, seeded.user_id, "x"),
         ).scalar_one()
     )
     items = []
     for index in range(12):
-        values = _values(seeded.strategy_id, seeded.user_id, f"m{index % 9}", f"body {index}")
+        values = signal_values(seeded.strategy_id, seeded.user_id, f"m{index % 9}", f"body {index}")
         if index % 4 == 3:
             values.update(status="rejected", reason="no", idempotency_key=None)
         items.append(PendingSignal(values, job_kind="execute_signal"))
@@ -243,7 +208,7 @@ async def test_a_batch_over_sqlites_parameter_limit_is_split_across_statements(
     seeded = await seed_strategy(durable_db)
     items = [
         PendingSignal(
-            _values(seeded.strategy_id, seeded.user_id, f"s{i}", f"body {i}"),
+            signal_values(seeded.strategy_id, seeded.user_id, f"s{i}", f"body {i}"),
             job_kind="execute_signal",
         )
         for i in range(20)
@@ -266,7 +231,7 @@ async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
     writer = SignalWriter(db)
 
     async def store(key: str | None) -> tuple[int, str]:
-        values = _values(seeded.strategy_id, seeded.user_id, key, body="buy AAPL 1")
+        values = signal_values(seeded.strategy_id, seeded.user_id, key, body="buy AAPL 1")
         return await writer.write(PendingSignal(values, duplicate_window_seconds=60))
 
     _, keyed = await store("id-1|t")
@@ -280,7 +245,7 @@ async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
     assert duplicate_of == first_id  # the unkeyed original, not the keyed alert before it
     if db.is_sqlite:  # PostgreSQL plans by its statistics; SQLite by the query's shape
         since = now() - timedelta(seconds=60)
-        query = writer_module.window_query(_values(seeded.strategy_id, 0, None), since)
+        query = writer_module.window_query(signal_values(seeded.strategy_id, 0, None), since)
         sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
 
         def plan(connection: Connection) -> str:
@@ -296,7 +261,7 @@ async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_e
     seeded = await seed_strategy(db)
     writer = SignalWriter(db)
     first_id, _ = await writer.write(
-        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
+        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
     )
     real = writer_module._keys_by_strategy
     misses = iter([True])  # the first look misses the stored key, as if it landed just after
@@ -306,7 +271,9 @@ async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_e
 
     monkeypatch.setattr(writer_module, "_keys_by_strategy", racing)
     signal_id, status = await writer.write(
-        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"), job_kind="execute_signal")
+        PendingSignal(
+            signal_values(seeded.strategy_id, seeded.user_id, "k"), job_kind="execute_signal"
+        )
     )
     assert status == "duplicate"
     async with db.session() as session:
@@ -317,13 +284,13 @@ async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_e
 
 
 async def test_acknowledged_alerts_reach_the_database_file_through_background_checkpoints(
-    durable_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    durable_db: Database, durable_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.0)
     seeded = await seed_strategy(durable_db)
     writer = SignalWriter(durable_db)
     signal_id, _ = await writer.write(
-        PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k"))
+        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
     )
 
     def autocheckpoint(connection: Connection) -> object:
@@ -332,26 +299,29 @@ async def test_acknowledged_alerts_reach_the_database_file_through_background_ch
     # The loop's connection never checkpoints; the thread's keeps SQLite's default.
     assert await durable_db.run_transaction(autocheckpoint, durable=True) == 0
     assert await durable_db.run_transaction(autocheckpoint) == 1000
-    assert await _reaches_the_file(tmp_path / DURABLE_FILE, signal_id)
+    assert await _reaches_the_file(durable_path, signal_id)
 
 
 async def test_an_alert_committed_just_after_a_checkpoint_reaches_the_file_without_more_alerts(
-    durable_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    durable_db: Database, durable_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.5)
     seeded = await seed_strategy(durable_db)
     writer = SignalWriter(durable_db)
-    target = tmp_path / DURABLE_FILE
-    first, _ = await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "a")))
-    assert await _reaches_the_file(target, first)  # that commit's checkpoint is done
+    first, _ = await writer.write(
+        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "a"))
+    )
+    assert await _reaches_the_file(durable_path, first)  # that commit's checkpoint is done
     # Within the interval: no checkpoint now, and no later commit to trigger one; the timer
     # this commit set runs it.
-    second, _ = await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "b")))
-    assert await _reaches_the_file(target, second)
+    second, _ = await writer.write(
+        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "b"))
+    )
+    assert await _reaches_the_file(durable_path, second)
 
 
 async def test_alerts_committed_during_a_checkpoint_are_folded_in_and_the_wal_starts_over(
-    durable_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    durable_db: Database, durable_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Under a steady stream the WAL must not grow without end: what batches committed while the
     # checkpoint copied the bulk is copied too, before the next commit, which then writes the
@@ -372,20 +342,21 @@ async def test_alerts_committed_during_a_checkpoint_are_folded_in_and_the_wal_st
     monkeypatch.setattr(engine_module, "_checkpoint", checkpoint)
     seeded = await seed_strategy(durable_db)
     writer = SignalWriter(durable_db)
-    target = tmp_path / DURABLE_FILE
     loop = asyncio.get_running_loop()
-    await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "a")))
+    await writer.write(PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "a")))
     assert await loop.run_in_executor(None, first_pass_done.wait, 10)
-    during, _ = await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "b")))
+    during, _ = await writer.write(
+        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "b"))
+    )
     folding = durable_db._checkpointing
     assert folding is not None
     resume.set()
     await folding
     assert passes == 2
-    assert _in_database_file(target, during)  # copied by the pass under the write lock
-    sequence = _wal_checkpoint_sequence(target)
-    await writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "c")))
-    assert _wal_checkpoint_sequence(target) == sequence + 1  # the WAL started over
+    assert _in_database_file(durable_path, during)  # copied by the pass under the write lock
+    sequence = _wal_checkpoint_sequence(durable_path)
+    await writer.write(PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "c")))
+    assert _wal_checkpoint_sequence(durable_path) == sequence + 1  # the WAL started over
 
 
 def _wal_checkpoint_sequence(database: Path) -> int:
@@ -410,16 +381,16 @@ def _in_database_file(path: Path, signal_id: int) -> bool:
 
 
 async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_event_loop(
-    durable_db: Database, tmp_path: Path
+    durable_db: Database, durable_path: Path
 ) -> None:
-    other = sqlite3.connect(tmp_path / DURABLE_FILE, isolation_level=None, check_same_thread=False)
+    other = sqlite3.connect(durable_path, isolation_level=None, check_same_thread=False)
     try:
         seeded = await seed_strategy(durable_db)
         writer = SignalWriter(durable_db)
         await writer.start()
         other.execute("BEGIN IMMEDIATE")  # a CLI command writing, say
         pending = asyncio.ensure_future(
-            writer.write(PendingSignal(_values(seeded.strategy_id, seeded.user_id, "k")))
+            writer.write(PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k")))
         )
         ticks = 0
         for _ in range(30):  # the loop keeps running while the alert waits for the lock
