@@ -32,6 +32,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -60,7 +61,7 @@ _INSERT_SIGNALS = insert(_SIGNAL_TABLE).returning(_SIGNAL_TABLE.c.id, sort_by_pa
 _INSERT_JOBS = insert(cast(Table, Job.__table__))
 
 
-@dataclass
+@dataclass(eq=False)  # each alert is itself: equal column values are still two alerts
 class PendingSignal:
     """A signal waiting for the next group commit."""
 
@@ -71,6 +72,9 @@ class PendingSignal:
     # Set by `SignalWriter.write`, from the loop it captured: `asyncio.get_running_loop()`
     # costs a getpid() system call, once per alert here.
     future: asyncio.Future[Outcome] = field(init=False, repr=False)
+    # A repeat of an alert earlier in the same batch: its id becomes `duplicate_of_id` once the
+    # batch's ids are known.
+    repeat_of: PendingSignal | None = field(default=None, init=False, repr=False)
 
 
 class SignalWriter:
@@ -199,6 +203,14 @@ def store_batch(
         return _store_batch_sqlite(connection, batch, moment)
     _mark_duplicates(connection, batch)
     ids = list(connection.execute(_INSERT_SIGNALS, [item.values for item in batch]).scalars())
+    repeats = _link_repeats(batch, ids)
+    if repeats:  # rows written before their originals' ids were known
+        connection.execute(
+            update(_SIGNAL_TABLE)
+            .where(_SIGNAL_TABLE.c.id == bindparam("repeat_id"))
+            .values(duplicate_of_id=bindparam("original_id")),
+            [{"repeat_id": repeat, "original_id": original} for repeat, original in repeats],
+        )
     jobs = _new_jobs(batch, ids, moment)
     if jobs:
         connection.execute(_INSERT_JOBS, jobs)
@@ -359,6 +371,7 @@ def _store_batch_sqlite(
         _mark_body_duplicates(connection, batch)
         (last_id,) = cursor.execute(_LAST_SIGNAL_ID).fetchone()
         ids = list(range(last_id + 1, last_id + 1 + len(batch)))
+        _link_repeats(batch, ids)
         rows: list[Any] = []
         for item, signal_id in zip(batch, ids, strict=True):
             rows.append(signal_id)
@@ -412,14 +425,34 @@ def _keys_by_strategy(batch: list[PendingSignal]) -> dict[int, list[str]]:
 
 def _mark_repeats(batch: list[PendingSignal], existing: dict[tuple[int, str | None], int]) -> None:
     """Mark alerts whose (strategy, key) is stored already or came earlier in the batch."""
-    seen: set[tuple[int, str | None]] = set()
+    first: dict[tuple[int, str | None], PendingSignal] = {}
     for item in batch:
         if not item.values.get("idempotency_key") or item.values["status"] != ACCEPTED:
             continue
         key = (item.values["strategy_id"], item.values["idempotency_key"])
-        if key in existing or key in seen:
-            _as_duplicate(item, existing.get(key), "same strategy, id and time as an earlier alert")
-        seen.add(key)
+        if key in existing or key in first:
+            reason = "same strategy, id and time as an earlier alert"
+            _as_duplicate(item, existing.get(key), reason, first.get(key))
+        else:
+            first[key] = item
+
+
+def _link_repeats(batch: list[PendingSignal], ids: list[int]) -> list[tuple[int, int]]:
+    """Point each repeat of an alert of this batch at that alert's id; return (repeat, original).
+
+    A repeat marked in an earlier attempt at a batch that failed, and now written alone, keeps
+    what that attempt gave it.
+    """
+    if not any(item.repeat_of is not None for item in batch):
+        return []
+    id_of = {id(item): signal_id for item, signal_id in zip(batch, ids, strict=True)}
+    links = []
+    for item, signal_id in zip(batch, ids, strict=True):
+        original = None if item.repeat_of is None else id_of.get(id(item.repeat_of))
+        if original is not None:
+            item.values["duplicate_of_id"] = original
+            links.append((signal_id, original))
+    return links
 
 
 def _mark_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
@@ -443,30 +476,34 @@ def _mark_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
 
 def _mark_body_duplicates(session: Connection, batch: list[PendingSignal]) -> None:
     """Mark repeats of the same body inside the strategy's duplicate window."""
-    for item in batch:
+    for position, item in enumerate(batch):
         if (
             item.values["status"] == ACCEPTED
             and not item.values.get("idempotency_key")
             and item.duplicate_window_seconds > 0
         ):
-            _check_body_window(session, item, batch)
+            _check_body_window(session, item, batch[:position])
 
 
 def _check_body_window(
-    session: Connection, item: PendingSignal, batch: list[PendingSignal]
+    session: Connection, item: PendingSignal, earlier: list[PendingSignal]
 ) -> None:
     values = item.values
     since = values["received_at"] - timedelta(seconds=item.duplicate_window_seconds)
-    earlier_in_batch = any(
-        other is not item
-        and other.values["status"] == ACCEPTED
-        and other.values["strategy_id"] == values["strategy_id"]
-        and other.values["body_hash"] == values["body_hash"]
-        for other in batch[: batch.index(item)]
+    earlier_in_batch = next(
+        (
+            other
+            for other in reversed(earlier)
+            if other.values["status"] == ACCEPTED
+            and other.values["strategy_id"] == values["strategy_id"]
+            and other.values["body_hash"] == values["body_hash"]
+        ),
+        None,
     )
-    earlier = session.execute(window_query(values, since)).scalar_one_or_none()
-    if earlier is not None or earlier_in_batch:
-        _as_duplicate(item, earlier, f"same alert body within {item.duplicate_window_seconds}s")
+    stored = session.execute(window_query(values, since)).scalar_one_or_none()
+    if stored is not None or earlier_in_batch is not None:
+        reason = f"same alert body within {item.duplicate_window_seconds}s"
+        _as_duplicate(item, stored, reason, earlier_in_batch)
 
 
 def window_query(values: dict[str, Any], since: datetime) -> Select[int]:
@@ -487,7 +524,14 @@ def window_query(values: dict[str, Any], since: datetime) -> Select[int]:
     )
 
 
-def _as_duplicate(item: PendingSignal, original_id: int | None, reason: str) -> None:
+def _as_duplicate(
+    item: PendingSignal,
+    original_id: int | None,
+    reason: str,
+    earlier_in_batch: PendingSignal | None = None,
+) -> None:
+    """Mark a repeat; the original is a stored signal, or the newest copy earlier in the batch."""
+    item.repeat_of = earlier_in_batch
     item.values.update(
         status=DUPLICATE, reason=reason, duplicate_of_id=original_id, idempotency_key=None
     )

@@ -76,8 +76,23 @@ async def test_a_batch_is_written_and_committed_by_the_child_and_the_worker_told
         duplicate = await session.get(Signal, outcomes[2][0])
         assert duplicate is not None
         assert duplicate.reason == "same strategy, id and time as an earlier alert"
+        assert duplicate.duplicate_of_id == outcomes[0][0]
         assert duplicate.intent == {"ticker": "AAPL", "action": "buy", "quantity": "1"}
     assert process.pid is None  # stopped with the writer
+
+
+async def test_repeats_of_a_body_within_the_window_are_found_by_the_child(
+    durable_db: Database, seeded: Seeded, process: CommitProcess
+) -> None:
+    alerts = [_alert(seeded, None) for _ in range(3)]  # the same unkeyed body, three times
+    for alert in alerts:
+        alert.duplicate_window_seconds = 60
+    outcomes = await process.commit(alerts)
+    assert [status for _, status in outcomes] == [ACCEPTED, "duplicate", "duplicate"]
+    async with durable_db.session() as session:
+        repeats = [await session.get(Signal, signal_id) for signal_id, _ in outcomes[1:]]
+    original = outcomes[0][0]  # a repeat points at the alert it repeats, never at a repeat
+    assert [signal.duplicate_of_id for signal in repeats if signal is not None] == [original] * 2
 
 
 async def test_the_child_exits_when_its_parent_closes_the_socket(

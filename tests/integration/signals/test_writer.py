@@ -50,6 +50,36 @@ async def test_batch_of_concurrent_alerts_commits_signals_and_jobs_together(db: 
         assert await session.scalar(select(func.count()).select_from(Job)) == 5
 
 
+async def test_a_repeat_within_a_batch_points_at_the_alert_of_the_batch_it_repeats(
+    db: Database,
+) -> None:
+    seeded = await seed_strategy(db)
+    keyed = [signal_values(seeded.strategy_id, seeded.user_id, "k") for _ in range(3)]
+    unkeyed = [signal_values(seeded.strategy_id, seeded.user_id, None, "sell AAPL 2")] * 2
+    batch = [
+        PendingSignal(dict(values), job_kind="execute_signal", duplicate_window_seconds=60)
+        for values in keyed + unkeyed
+    ]
+    outcomes = await db.run_transaction(lambda c: writer_module.store_batch(c, batch))
+    ids = [signal_id for signal_id, _ in outcomes]
+    assert [status for _, status in outcomes] == [
+        "accepted",
+        "duplicate",
+        "duplicate",
+        "accepted",
+        "duplicate",
+    ]
+    async with db.session() as session:
+        rows = {row.id: row for row in (await session.scalars(select(Signal))).all()}
+    assert [rows[signal_id].duplicate_of_id for signal_id in ids] == [
+        None,
+        ids[0],
+        ids[0],
+        None,
+        ids[3],
+    ]
+
+
 async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
     durable_db: Database, durable_path: Path
 ) -> None:
