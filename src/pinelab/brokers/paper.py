@@ -19,8 +19,9 @@ fills working orders against them. Venue rules, documented once here:
 - Malformed requests raise `InvalidOrder` and store nothing; an order the venue accepted
   and then refused is a report with status `rejected` and a reason.
 
-Each method runs one `PaperVenue` operation (paper_venue.py) in a transaction of its own;
-execution runs the same operations inside its own transaction (`PaperBroker.venue`).
+It is an ordinary `Broker` adapter: each method runs one `PaperVenue` operation
+(paper_venue.py) in a transaction of its own, as a broker keeps its own books; PineLab's orders
+reach it only through the protocol, like every other venue's.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -78,10 +78,6 @@ class PaperBroker:
             commission_per_order=commission_per_order,
             slippage_bps=slippage_bps,
         )
-
-    def venue(self, connection: Connection) -> PaperVenue:
-        """Return this account's venue on a connection, to work in the caller's transaction."""
-        return PaperVenue(connection, self.config)
 
     async def resolve_symbol(self, ticker: str) -> str:
         """Map a TradingView ticker ("NASDAQ:AAPL") to the paper symbol ("AAPL")."""
@@ -139,11 +135,13 @@ class PaperBroker:
     async def close(self) -> None:
         """Release nothing: the paper broker holds no connection of its own."""
 
+    def _run(self, session: Session, work: Callable[[PaperVenue], T]) -> T:
+        return work(PaperVenue(session.connection(), self.config))
+
     async def _write(self, work: Callable[[PaperVenue], T]) -> T:
-        return await self._db.run_transaction(lambda connection: work(self.venue(connection)))
+        async with self._db.transaction() as session:
+            return await session.run_sync(self._run, work)
 
     async def _read(self, work: Callable[[PaperVenue], T]) -> T:
-        def read(session: Session) -> T:
-            return work(self.venue(session.connection()))
-
-        return await self._db.run_session(read, write=False)
+        async with self._db.session() as session:
+            return await session.run_sync(self._run, work)

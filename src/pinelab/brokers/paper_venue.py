@@ -1,11 +1,8 @@
-"""The paper venue inside one transaction: its books read and written with prebuilt Core statements.
+"""The paper venue inside one transaction: its books read and written with Core statements.
 
-`PaperVenue` runs every venue operation (submit, price update, cancel, fetches) on the caller's
-connection, so the paper broker's own methods each run one in a transaction of their own, and
-execution can run them in the transaction that also stores our order and books the venue's
-answer (one commit, and no moment where the venue has an order PineLab does not know).
-Each operation locks the venue account first (writes serialise on it) and writes what it
-changed before it returns.
+`PaperVenue` runs one venue operation (submit, price update, cancel, fetches) on the paper
+broker's connection, in the transaction `PaperBroker` opens for it. Each operation locks the
+venue account first (writes serialise on it) and writes what it changed before it returns.
 """
 
 from __future__ import annotations

@@ -67,15 +67,6 @@ class BrokerRegistry:
             self._brokers[account.id] = (version, broker)
             return broker
 
-    def serves_builtin_paper(self, kind: str) -> bool:
-        """Tell whether accounts of this kind are served by the built-in paper venue itself.
-
-        True for `paper` unless adapters come from an injected builder (a test wrapping them
-        with faults): only then may execution work the venue's tables directly, in its own
-        transaction, instead of going through the `Broker` protocol.
-        """
-        return kind == "paper" and self.build == self.build_default
-
     def build_default(self, account: BrokerAccount) -> Broker:
         """Build the adapter for an account from its kind."""
         kind, _, exchange = account.kind.partition(":")

@@ -17,7 +17,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -314,25 +314,45 @@ def default_job_types() -> dict[str, JobType]:
     """Return every job kind PineLab runs, with its handlers."""
     from pinelab.jobs.maintenance import CLEANUP_JOBS, cleanup_jobs_job
     from pinelab.notify.email import SEND_EMAIL, send_email_job
-    from pinelab.trading.execution import (
-        EXECUTE_SIGNAL,
-        execute_signal_inline,
-        execute_signal_job,
-        signal_job_dead,
-        signal_job_replayed,
-    )
-    from pinelab.trading.reconciliation import RECONCILE, reconcile_job
+    from pinelab.trading import execution, reconciliation
+
+    async def execute(context: AppContext, job: Job) -> None:
+        signal_id = int(job.payload["signal_id"])
+        await execution.execute_signal(
+            signal_id, db=context.db, brokers=context.brokers, metrics=context.metrics
+        )
+
+    async def dead(context: AppContext, job: Job, error: str) -> None:
+        reason = f"gave up after {job.attempts} attempts: {error}"
+        await execution.fail_signal(int(job.payload["signal_id"]), reason, db=context.db)
+
+    async def replayed(session: AsyncSession, job: Job) -> None:
+        await execution.reopen_signal(session, int(job.payload["signal_id"]))
+
+    async def reconcile(context: AppContext, job: Job) -> None:
+        settings, payload = context.settings, job.payload
+        reconciler = reconciliation.Reconciler(
+            db=context.db,
+            brokers=context.brokers,
+            window=timedelta(hours=settings.reconciliation_window_hours),
+            email_attempts=settings.max_retry_attempts,
+            base_url=settings.base_url,
+        )
+        scope = reconciliation.ReconciliationScope(
+            user_id=payload.get("user_id"), broker_account_id=payload.get("broker_account_id")
+        )
+        run = await reconciler.run(
+            trigger=payload.get("trigger", reconciliation.PERIODIC), scope=scope
+        )
+        context.metrics.reconciliation_fixed(run.updated)
+        if run.flagged and context.worker is not None:
+            context.worker.wake()
 
     return {
-        EXECUTE_SIGNAL: JobType(
-            run=execute_signal_job,
-            on_dead=signal_job_dead,
-            on_replay=signal_job_replayed,
-            run_inline=execute_signal_inline,
-        ),
+        execution.EXECUTE_SIGNAL: JobType(run=execute, on_dead=dead, on_replay=replayed),
         SEND_EMAIL: JobType(run=send_email_job),
         CLEANUP_JOBS: JobType(run=cleanup_jobs_job),
-        RECONCILE: JobType(run=reconcile_job),
+        reconciliation.RECONCILE: JobType(run=reconcile),
     }
 
 

@@ -1,29 +1,30 @@
-"""Our orders in the database: create them; apply broker truth (fills, status, positions).
+"""The order's lifecycle in the database: create it, and apply broker truth through one mutator.
 
-The functions take a synchronous `Session` (the execution path runs whole transactions in one
-`Database.run_session` hop); `find_order`, `move` and `apply_report` also come in the async
-form for callers holding an `AsyncSession`, running the same code through `run_sync`.
+Every change to a stored order goes through `move` (one typed event through
+`order_state.apply`, recorded in the order's history) or `apply_report` (a venue report turned
+into events by `reconcile.sync_order`; each fill also books the position and a `Fill` row).
+The functions take a synchronous `Session`: callers run them with `AsyncSession.run_sync`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderStatus, OrderStatusReport
 from pinelab.clock import now
 from pinelab.trading import order_state
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
-from pinelab.trading.order_state import OrderEventType
+from pinelab.trading.order_state import LifecycleEvent, OrderFilled
 from pinelab.trading.positions import book_fill
 from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
 
 ZERO = Decimal(0)
+WORKING = tuple(status.value for status in OrderStatus if not status.is_terminal)
 
 
 def client_order_id(signal_id: int, broker_account_id: int) -> str:
@@ -37,7 +38,7 @@ def leg_client_order_id(parent: str, leg: str) -> str:
     return f"{parent}-{'tp' if leg == 'take_profit' else 'sl'}"
 
 
-def find_order_sync(session: Session, client_id: str, *, for_update: bool = False) -> Order | None:
+def find_order(session: Session, client_id: str, *, for_update: bool = False) -> Order | None:
     """Return our order with this client_order_id (locked for update when asked)."""
     query = select(Order).where(Order.client_order_id == client_id)
     if for_update and session.get_bind().dialect.name != "sqlite":
@@ -45,141 +46,51 @@ def find_order_sync(session: Session, client_id: str, *, for_update: bool = Fals
     return session.execute(query).scalar_one_or_none()
 
 
-async def find_order(
-    session: AsyncSession, client_id: str, *, for_update: bool = False
-) -> Order | None:
-    """Return our order with this client_order_id."""
-    return await session.run_sync(find_order_sync, client_id, for_update=for_update)
-
-
-def request_fields(request: OrderRequest) -> dict[str, Any]:
-    """Return the columns of a new order (status new) that come from its request."""
-    return {
-        "client_order_id": request.client_order_id,
-        "symbol": request.symbol,
-        "side": request.side.value,
-        "order_type": request.order_type.value,
-        "time_in_force": request.time_in_force.value,
-        "quantity": request.quantity if request.quantity is not None else ZERO,
-        "limit_price": request.limit_price,
-        "stop_price": request.stop_price,
-        "trail_percent": request.trail_percent,
-        "status": OrderStatus.NEW.value,
-    }
-
-
-class ParentOrder(Protocol):
-    """What a bracket leg takes from its parent order (an `Order` or a Core-path record)."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def user_id(self) -> int: ...
-    @property
-    def signal_id(self) -> int | None: ...
-    @property
-    def strategy_id(self) -> int | None: ...
-    @property
-    def broker_account_id(self) -> int: ...
-    @property
-    def ticker(self) -> str: ...
-
-
-def leg_fields(
-    parent: ParentOrder, leg: OrderStatusReport, name: str, client_id: str
-) -> dict[str, Any]:
-    """Return the columns of our row for a bracket leg the broker reported (status new)."""
-    return {
-        "user_id": parent.user_id,
-        "signal_id": parent.signal_id,
-        "strategy_id": parent.strategy_id,
-        "broker_account_id": parent.broker_account_id,
-        "parent_order_id": parent.id,
-        "leg": name,
-        "client_order_id": client_id,
-        "broker_order_id": leg.broker_order_id,
-        "ticker": parent.ticker,
-        "symbol": leg.symbol,
-        "side": leg.side.value,
-        "order_type": leg.order_type.value,
-        "time_in_force": "gtc",
-        "quantity": leg.quantity,
-        "status": OrderStatus.NEW.value,
-    }
-
-
-def new_order(request: OrderRequest, **fields: Any) -> Order:
-    """Build an order row (status new) for a request."""
-    return Order(**request_fields(request), filled_quantity=ZERO, **fields)
-
-
-def record_event(
-    session: Session | AsyncSession,
-    order: Order,
-    event: str,
-    before: str | None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Append a step to the order's history."""
-    session.add(
-        OrderEvent(
-            order_id=order.id,
-            event=event,
-            from_status=before,
-            to_status=order.status,
-            detail=detail,
-            occurred_at=now(),
-        )
+def add_order(session: Session, request: OrderRequest, **fields: Any) -> Order:
+    """Store a new order (status new) for a request, with its `created` history entry."""
+    order = Order(
+        client_order_id=request.client_order_id,
+        symbol=request.symbol,
+        side=request.side.value,
+        order_type=request.order_type.value,
+        time_in_force=request.time_in_force.value,
+        quantity=request.quantity if request.quantity is not None else ZERO,
+        limit_price=request.limit_price,
+        stop_price=request.stop_price,
+        trail_percent=request.trail_percent,
+        status=OrderStatus.NEW.value,
+        filled_quantity=ZERO,
+        **fields,
     )
+    session.add(order)
+    session.flush()
+    detail = {"notional": str(request.notional)} if request.notional else None
+    _record_event(session, order, "created", None, detail)
+    return order
 
 
-def move_sync(
-    session: Session | AsyncSession,
-    order: Order,
-    event: OrderEventType,
-    *,
-    reason: str | None = None,
-) -> bool:
-    """Apply one state-machine event to an order and record it; tell whether it changed."""
+def move(session: Session, order: Order, event: LifecycleEvent) -> bool:
+    """Apply one event to an order and record a status move in its history; tell if it changed."""
     before = order.status
     if not order_state.apply(order, event):
         return False
-    if reason:
-        order.reason = reason
-    record_event(session, order, event.value, before, {"reason": reason} if reason else None)
+    if isinstance(event, order_state.OrderStatusEvent):
+        detail = {"reason": event.reason} if event.reason else None
+        _record_event(session, order, event.type.value, before, detail)
+        if event.type is order_state.OrderEventType.SUBMITTED:
+            order.submitted_at = now()
+    order.updated_at = now()
     return True
 
 
-async def move(
-    session: AsyncSession, order: Order, event: OrderEventType, *, reason: str | None = None
-) -> bool:
-    """Apply one state-machine event to an order and record it; tell whether it changed."""
-    return move_sync(session, order, event, reason=reason)
-
-
-async def apply_report(session: AsyncSession, order: Order, report: OrderStatusReport) -> OrderSync:
-    """Bring one order (and its position) in line with the venue's report."""
-    return await session.run_sync(apply_report_sync, order, report)
-
-
-class ReportedOrder(Protocol):
-    """What reconciling with a report reads and sets on an order (`Order` or a Core record)."""
-
-    status: str
-    quantity: Decimal
-    filled_quantity: Decimal
-    average_fill_price: Decimal | None
-    broker_order_id: str | None
-
-
-def sync_with_report(
-    order: ReportedOrder, report: OrderStatusReport, commission: Decimal
-) -> OrderSync:
-    """Run `sync_order` on an order's snapshot and take the venue's id and quantity from it.
-
-    Fills and the status event it returns are for the caller to book. `commission` is what the
-    order's fills have booked so far.
-    """
+def apply_report(session: Session, order: Order, report: OrderStatusReport) -> OrderSync:
+    """Bring one order (its fills, position and status) in line with the venue's report."""
+    commission = ZERO
+    if order.filled_quantity:  # commission is only ever booked with a fill
+        total = session.scalar(
+            select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
+        )
+        commission = Decimal(str(total or 0))
     snapshot = OrderSnapshot(
         status=OrderStatus(order.status),
         filled_quantity=order.filled_quantity,
@@ -192,63 +103,102 @@ def sync_with_report(
         order.broker_order_id = sync.broker_order_id
     if order.quantity == 0 and report.quantity:
         order.quantity = report.quantity
-    return sync
-
-
-def apply_report_sync(session: Session, order: Order, report: OrderStatusReport) -> OrderSync:
-    """Bring one order (and its position) in line with the venue's report, through sync_order."""
-    commission = ZERO
-    if order.filled_quantity:  # commission is only ever booked with a fill
-        total = session.scalar(
-            select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
-        )
-        commission = Decimal(str(total or 0))
-    sync = sync_with_report(order, report, commission)
     for fill in sync.fills:
-        _record_fill(
-            session, order, fill.broker_fill_id, fill.quantity, fill.price, fill.commission, report
-        )
+        _book(session, order, fill, report)
     if sync.event is not None:
-        move_sync(session, order, sync.event, reason=sync.reason)
+        move(session, order, sync.event)
     if sync.conflict:
-        record_event(session, order, "conflict", order.status, {"reason": sync.conflict})
+        _record_event(session, order, "conflict", order.status, {"reason": sync.conflict})
     order.updated_at = now()
     return sync
 
 
-def _record_fill(
-    session: Session,
-    order: Order,
-    fill_id: str,
-    quantity: Decimal,
-    price: Decimal,
-    commission: Decimal,
-    report: OrderStatusReport,
-) -> None:
-    position = _position_for(session, order)
-    side = order_side(order)
-    realized = book_fill(position, order, (side, quantity, price, commission), now())
+def apply_report_with_legs(
+    session: Session, order: Order, report: OrderStatusReport
+) -> tuple[bool, str | None]:
+    """Apply a report to an order and each bracket leg it carries.
+
+    Return whether anything changed, and the order's conflict with the venue if there is one.
+    """
+    sync = apply_report(session, order, report)
+    changed = sync.changes_anything
+    for index, leg in enumerate(report.legs):
+        changed |= _apply_leg(session, order, leg, index)
+    return changed, sync.conflict
+
+
+def _apply_leg(session: Session, parent: Order, leg: OrderStatusReport, index: int) -> bool:
+    """Apply a bracket leg's report, creating our row for the leg the first time."""
+    name = "take_profit" if index == 0 and leg.order_type.value == "limit" else "stop_loss"
+    client_id = leg.client_order_id or leg_client_order_id(parent.client_order_id, name)
+    order = find_order(session, client_id, for_update=True)
+    if order is None:
+        order = Order(
+            user_id=parent.user_id,
+            signal_id=parent.signal_id,
+            strategy_id=parent.strategy_id,
+            broker_account_id=parent.broker_account_id,
+            parent_order_id=parent.id,
+            leg=name,
+            client_order_id=client_id,
+            broker_order_id=leg.broker_order_id,
+            ticker=parent.ticker,
+            symbol=leg.symbol,
+            side=leg.side.value,
+            order_type=leg.order_type.value,
+            time_in_force="gtc",
+            quantity=leg.quantity,
+            status=OrderStatus.NEW.value,
+            filled_quantity=ZERO,
+        )
+        session.add(order)
+        session.flush()
+        _record_event(session, order, "created", None, {"leg_of": parent.id})
+    return apply_report(session, order, leg).changes_anything
+
+
+def _book(session: Session, order: Order, fill: OrderFilled, report: OrderStatusReport) -> None:
+    """Apply one fill to the order, its position and the fill log."""
+    side = OrderSide(order.side)
+    realized = book_fill(
+        _position_for(session, order), side, fill.quantity, fill.price, fill.commission, now()
+    )
+    order_state.apply(order, fill)
     session.add(
         Fill(
             user_id=order.user_id,
             order_id=order.id,
             broker_account_id=order.broker_account_id,
             strategy_id=order.strategy_id,
-            broker_fill_id=fill_id,
+            broker_fill_id=fill.fill_id,
             ticker=order.ticker,
             side=side.value,
-            quantity=quantity,
-            price=price,
-            commission=commission,
+            quantity=fill.quantity,
+            price=fill.price,
+            commission=fill.commission,
             realized_pnl=realized,
             filled_at=report.updated_at or now(),
         )
     )
 
 
-def order_side(order: Order) -> OrderSide:
-    """Return the order's side."""
-    return OrderSide(order.side)
+def _record_event(
+    session: Session,
+    order: Order,
+    event: str,
+    before: str | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        OrderEvent(
+            order_id=order.id,
+            event=event,
+            from_status=before,
+            to_status=order.status,
+            detail=detail,
+            occurred_at=now(),
+        )
+    )
 
 
 def _position_for(session: Session, order: Order) -> Position:
@@ -304,9 +254,8 @@ def open_orders(
     strategy_id: int | None = None,
 ) -> list[Order]:
     """Return our orders at an account that are still working."""
-    working = [s.value for s in OrderStatus if not s.is_terminal]
     query = select(Order).where(
-        Order.broker_account_id == broker_account_id, Order.status.in_(working)
+        Order.broker_account_id == broker_account_id, Order.status.in_(WORKING)
     )
     if symbol is not None:
         query = query.where(Order.symbol == symbol)

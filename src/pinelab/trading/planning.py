@@ -1,9 +1,4 @@
-"""What both execution paths share: the order a signal asks for, and the signal's outcome.
-
-`execution.py` places orders through the `Broker` protocol, one transaction per step;
-`paper_execution.py` does the whole signal in one transaction at the built-in paper venue.
-Both size, check and build the request here, and finish the signal here.
-"""
+"""The order a signal asks for (sized, checked, built), and the signal's outcome."""
 
 from __future__ import annotations
 
@@ -11,7 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, update
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy.orm import Session
 
 from pinelab.brokers.base import Capabilities, OrderRequest, OrderSide, OrderType, TimeInForce
 from pinelab.clock import now
@@ -56,9 +52,9 @@ def finish_for(signal_id: int, outcomes: list[Outcome]) -> SignalFinish:
     return SignalFinish(signal_id, status, summary)
 
 
-def finish_signal(connection: Connection, finish: SignalFinish) -> None:
+def finish_signal(session: Session, finish: SignalFinish) -> None:
     """Give a still accepted signal its final status, in the caller's transaction."""
-    connection.execute(
+    session.execute(
         FINISH_SIGNAL,
         {
             "b_signal_id": finish.signal_id,

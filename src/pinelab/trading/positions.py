@@ -70,7 +70,7 @@ def _sign(value: Decimal) -> int:
 
 
 class StoredPosition(Protocol):
-    """A stored position (a `Position` row or a Core-path record) that fills move."""
+    """A stored position (a `Position` row) that fills move."""
 
     quantity: Decimal
     average_price: Decimal
@@ -80,24 +80,15 @@ class StoredPosition(Protocol):
     last_price_at: datetime | None
 
 
-class FilledOrder(Protocol):
-    """The fill totals of a stored order (an `Order` row or a Core-path record)."""
-
-    filled_quantity: Decimal
-    average_fill_price: Decimal | None
-
-
 def book_fill(
     position: StoredPosition,
-    order: FilledOrder,
-    fill: tuple[OrderSide, Decimal, Decimal, Decimal],
+    side: OrderSide,
+    quantity: Decimal,
+    price: Decimal,
+    commission: Decimal,
     moment: datetime,
 ) -> Decimal:
-    """Move a stored position and its order's fill totals by one fill; return the realized P&L.
-
-    `fill` is (side, quantity, price, commission). Both execution paths book fills through this.
-    """
-    side, quantity, price, commission = fill
+    """Move a stored position by one fill and mark it at the fill's price; return realized P&L."""
     state = PositionState(
         position.quantity, position.average_price, position.realized_pnl, position.commissions
     )
@@ -105,9 +96,4 @@ def book_fill(
     position.quantity, position.average_price = state.quantity, state.average_price
     position.realized_pnl, position.commissions = state.realized_pnl, state.commissions
     position.last_price, position.last_price_at = price, moment
-    total = order.filled_quantity + quantity
-    order.average_fill_price = (
-        (order.average_fill_price or Decimal(0)) * order.filled_quantity + price * quantity
-    ) / total
-    order.filled_quantity = total
     return realized

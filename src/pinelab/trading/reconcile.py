@@ -1,9 +1,10 @@
 """From broker truth to events: a pure function that every path goes through.
 
 Live submission answers, reconciliation runs and crash recovery all turn a venue's
-`OrderStatusReport` into the same list of changes for our order; nothing else edits an
-order's status or fills. A fill is derived from the growth of the cumulative filled
-quantity, with a deterministic id, so seeing the same report twice records nothing twice.
+`OrderStatusReport` into the same typed events for our order (`order_state.OrderFilled`, then
+at most one status event), which `order_state.apply` applies. A fill is derived from the growth
+of the cumulative filled quantity, with a deterministic id, so seeing the same report twice
+records nothing twice.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from decimal import Decimal
 
 from pinelab.brokers.base import OrderStatus, OrderStatusReport
 from pinelab.db.base import canonical
-from pinelab.trading.order_state import OrderEventType, event_for_status, is_legal, next_status
+from pinelab.trading.order_state import (
+    OrderEventType,
+    OrderFilled,
+    OrderStatusEvent,
+    event_for_status,
+    is_legal,
+    next_status,
+    status_event,
+)
 
 ZERO = Decimal(0)
 
@@ -30,23 +39,12 @@ class OrderSnapshot:
 
 
 @dataclass(frozen=True)
-class NewFill:
-    """An execution we had not recorded."""
-
-    broker_fill_id: str
-    quantity: Decimal
-    price: Decimal
-    commission: Decimal = ZERO
-
-
-@dataclass(frozen=True)
 class OrderSync:
     """The changes a report brings: fills first, then at most one status event."""
 
-    fills: tuple[NewFill, ...]
-    event: OrderEventType | None
+    fills: tuple[OrderFilled, ...]
+    event: OrderStatusEvent | None
     broker_order_id: str | None
-    reason: str | None
     conflict: str | None = None
 
     @property
@@ -62,27 +60,25 @@ def sync_order(order: OrderSnapshot, report: OrderStatusReport) -> OrderSync:
     )
     fills = _new_fills(order, report)
     if order.status.is_terminal:
-        conflict = None
+        conflict: str | None = None
         if report.status is not order.status or fills:
             conflict = (
                 f"venue reports {report.status.value} with {report.filled_quantity} filled;"
                 f" we have {order.status.value}"
             )
-        return OrderSync((), None, new_broker_id, None, conflict)
+        return OrderSync((), None, new_broker_id, conflict)
     reported = _event_for(report.status, has_fills=bool(fills))
-    event: OrderEventType | None = reported
-    conflict = None
     if not is_legal(order.status, reported):
         conflict = f"venue reports {report.status.value}; illegal from {order.status.value}"
-        event = None
-    elif next_status(order.status, reported) is order.status:
-        event = None  # stale or repeated news
+        return OrderSync(tuple(fills), None, new_broker_id, conflict)
+    if next_status(order.status, reported) is order.status:
+        return OrderSync(tuple(fills), None, new_broker_id)  # stale or repeated news
     reason = (
         report.reason
         if report.status in (OrderStatus.REJECTED, OrderStatus.CANCELED, OrderStatus.EXPIRED)
         else None
     )
-    return OrderSync(tuple(fills), event, new_broker_id, reason, conflict)
+    return OrderSync(tuple(fills), status_event(reported, reason), new_broker_id)
 
 
 def _event_for(status: OrderStatus, *, has_fills: bool) -> OrderEventType:
@@ -94,7 +90,7 @@ def _event_for(status: OrderStatus, *, has_fills: bool) -> OrderEventType:
     return event
 
 
-def _new_fills(order: OrderSnapshot, report: OrderStatusReport) -> list[NewFill]:
+def _new_fills(order: OrderSnapshot, report: OrderStatusReport) -> list[OrderFilled]:
     delta = report.filled_quantity - order.filled_quantity
     if delta <= 0 or report.average_fill_price is None:
         return []
@@ -102,4 +98,4 @@ def _new_fills(order: OrderSnapshot, report: OrderStatusReport) -> list[NewFill]
     price = (report.filled_quantity * report.average_fill_price - before_cost) / delta
     fill_id = f"{report.broker_order_id}:{canonical(report.filled_quantity)}"
     commission = max(ZERO, report.commission - order.commission)
-    return [NewFill(fill_id, delta, price, commission)]
+    return [OrderFilled(fill_id, delta, price, commission)]

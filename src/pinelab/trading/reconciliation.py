@@ -23,11 +23,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, column, delete, func, select, table, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pinelab.accounts.models import User
 from pinelab.brokers.base import Broker, OrderStatus, OrderStatusReport
@@ -36,17 +37,12 @@ from pinelab.brokers.models import BrokerAccount
 from pinelab.clock import now
 from pinelab.db import Database
 from pinelab.errors import ConflictError, ResourceNotFoundError
-from pinelab.jobs import queue
-from pinelab.jobs.models import Job
 from pinelab.notify.email import enqueue_email, render_email
 from pinelab.signals.queries import fetch_page
 from pinelab.trading import orders
-from pinelab.trading.execution import EXECUTE_SIGNAL, record_leg
+from pinelab.trading.execution import EXECUTE_SIGNAL
 from pinelab.trading.models import Fill, Order, Position, ReconciliationRun
-from pinelab.trading.order_state import OrderEventType
-
-if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
+from pinelab.trading.order_state import OrderFailed
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +59,11 @@ MANUAL_RUN_GUARD = timedelta(minutes=10)
 NEVER_REACHED = "never reached the broker"
 MAX_LISTED = 200  # entries per list per account in a report, so a report stays readable
 ZERO = Decimal(0)
-WORKING = tuple(status.value for status in OrderStatus if not status.is_terminal)
+WORKING = orders.WORKING
+# The job queue's table, read by name (trading does not import jobs): is a signal's execution
+# job still queued or running, so that its order may yet be submitted?
+_JOBS = table("retry_queue", column("kind"), column("status"), column("payload", JSON))
+_PENDING_JOB_STATUSES = ("queued", "running")
 
 
 class BrokerSource(Protocol):
@@ -236,33 +236,45 @@ class Reconciler:
                 await self._apply(order, report, result)
 
     async def _apply(self, seen: Order, report: OrderStatusReport, result: AccountResult) -> None:
-        async with self.db.transaction() as session:
-            order = await orders.find_order(session, seen.client_order_id, for_update=True)
+        def apply(session: Session) -> tuple[Order, str, int, bool, str | None] | None:
+            order = orders.find_order(session, seen.client_order_id, for_update=True)
             if order is None or order.status != seen.status:
-                return  # changed since we asked: the worker had fresher news
-            before, fills_before = order.status, await _fill_count(session, order.id)
-            sync = await orders.apply_report(session, order, report)
-            changed = sync.changes_anything
-            for index, leg in enumerate(report.legs):
-                changed |= bool(await record_leg(session, order, leg, index))
+                return None  # changed since we asked: the worker had fresher news
+            before, fills_before = order.status, _fill_count(session, order.id)
+            changed, conflict = orders.apply_report_with_legs(session, order, report)
             if changed and before == OrderStatus.NEW.value and order.submitted_at is None:
                 order.submitted_at = now()
-            fills = await _fill_count(session, order.id) - fills_before
+            fills = _fill_count(session, order.id) - fills_before
+            return order, before, fills, changed, conflict
+
+        async with self.db.transaction() as session:
+            applied = await session.run_sync(apply)
+        if applied is None:
+            return
+        order, before, fills, changed, conflict = applied
         result.fills_recorded += fills
         if changed:
             result.updated += 1
-            result.changes.append(_change(order, before, fills=fills, conflict=sync.conflict))
+            result.changes.append(_change(order, before, fills=fills, conflict=conflict))
 
     async def _resolve_unknown(self, seen: Order, result: AccountResult) -> None:
         """Settle an order the broker has never seen: failed, unless its job may still send it."""
-        async with self.db.transaction() as session:
-            order = await orders.find_order(session, seen.client_order_id, for_update=True)
+
+        def resolve(session: Session) -> tuple[Order, bool] | None:
+            order = orders.find_order(session, seen.client_order_id, for_update=True)
             if order is None or order.status != seen.status or order.broker_order_id:
-                return
+                return None
             waiting = order.status != OrderStatus.NEW.value
-            waiting = waiting or await _job_pending(session, order.signal_id)
+            waiting = waiting or _job_pending(session, order.signal_id)
             if not waiting:
-                await orders.move(session, order, OrderEventType.FAILED, reason=NEVER_REACHED)
+                orders.move(session, order, OrderFailed(NEVER_REACHED))
+            return order, waiting
+
+        async with self.db.transaction() as session:
+            resolved = await session.run_sync(resolve)
+        if resolved is None:
+            return
+        order, waiting = resolved
         if waiting:
             note = "its job is still queued or running" if order.status == "new" else "unknown"
             result.unresolved.append(
@@ -367,40 +379,16 @@ class Reconciler:
         return run
 
 
-def reconciler_for(context: AppContext) -> Reconciler:
-    """Return a reconciler over the app's database and broker registry."""
-    settings = context.settings
-    return Reconciler(
-        db=context.db,
-        brokers=context.brokers,
-        window=timedelta(hours=settings.reconciliation_window_hours),
-        email_attempts=settings.max_retry_attempts,
-        base_url=settings.base_url,
-    )
-
-
-async def reconcile(
-    context: AppContext,
-    *,
-    trigger: str,
-    scope: ReconciliationScope,
-    requested_by: int | None = None,
-) -> ReconciliationRun:
-    """Run one reconciliation pass and return its stored report."""
-    run = await reconciler_for(context).run(trigger=trigger, scope=scope, requested_by=requested_by)
-    context.metrics.reconciliation_fixed(run.updated)
-    if run.flagged and context.worker is not None:
-        context.worker.wake()  # owner emails may have been queued
-    return run
-
-
-async def reconcile_job(context: AppContext, job: Job) -> None:
-    """Run the reconcile job (the periodic pass, or one a caller queued with a scope)."""
-    payload = job.payload
-    scope = ReconciliationScope(
-        user_id=payload.get("user_id"), broker_account_id=payload.get("broker_account_id")
-    )
-    await reconcile(context, trigger=payload.get("trigger", PERIODIC), scope=scope)
+async def prune_reconciliation_runs(db: Database, *, older_than: timedelta) -> int:
+    """Delete finished runs older than `older_than` (a run still marked running stays)."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            delete(ReconciliationRun).where(
+                ReconciliationRun.finished_at.is_not(None),
+                ReconciliationRun.finished_at < now() - older_than,
+            )
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def list_runs(
@@ -453,23 +441,27 @@ async def _ask(broker: Broker, order: Order) -> OrderStatusReport | None:
     return await broker.fetch_order_by_client_id(order.client_order_id)
 
 
-async def _fill_count(session: AsyncSession, order_id: int) -> int:
+def _fill_count(session: Session, order_id: int) -> int:
     """Count the fills of an order and of its bracket legs."""
     legs = select(Order.id).where(Order.parent_order_id == order_id)
     query = select(func.count(Fill.id)).where((Fill.order_id == order_id) | Fill.order_id.in_(legs))
-    return int(await session.scalar(query) or 0)
+    return int(session.scalar(query) or 0)
 
 
-async def _job_pending(session: AsyncSession, signal_id: int | None) -> bool:
+def _job_pending(session: Session, signal_id: int | None) -> bool:
     """Tell whether the signal's execution job is still queued or running (it may yet submit)."""
     if signal_id is None:
         return False
-    query = select(func.count(Job.id)).where(
-        Job.kind == EXECUTE_SIGNAL,
-        Job.status.in_([queue.QUEUED, queue.RUNNING]),
-        Job.payload["signal_id"].as_integer() == signal_id,
+    query = (
+        select(func.count())
+        .select_from(_JOBS)
+        .where(
+            _JOBS.c.kind == EXECUTE_SIGNAL,
+            _JOBS.c.status.in_(_PENDING_JOB_STATUSES),
+            _JOBS.c.payload["signal_id"].as_integer() == signal_id,
+        )
     )
-    return bool(await session.scalar(query))
+    return bool(session.scalar(query))
 
 
 async def _our_positions(session: AsyncSession, broker_account_id: int) -> dict[str, Decimal]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Path
 
@@ -13,6 +14,10 @@ from pinelab.signals.schemas import MAX_ID
 from pinelab.trading import reconciliation
 from pinelab.trading.models import ReconciliationRun
 from pinelab.trading.reconciliation import MANUAL, ReconciliationScope
+
+if TYPE_CHECKING:
+    from pinelab.api.context import AppContext
+
 from pinelab.trading.schemas import (
     AdminReconciliationRunCreate,
     ReconciliationRunCreate,
@@ -32,6 +37,25 @@ CREATED: Responses = {
 }
 
 
+async def _reconcile(
+    context: AppContext, scope: ReconciliationScope, requested_by: int
+) -> ReconciliationRun:
+    """Run one manual pass (until the composition root hands this router its Reconciler)."""
+    settings = context.settings
+    reconciler = reconciliation.Reconciler(
+        db=context.db,
+        brokers=context.brokers,
+        window=timedelta(hours=settings.reconciliation_window_hours),
+        email_attempts=settings.max_retry_attempts,
+        base_url=settings.base_url,
+    )
+    run = await reconciler.run(trigger=MANUAL, scope=scope, requested_by=requested_by)
+    context.metrics.reconciliation_fixed(run.updated)
+    if run.flagged and context.worker is not None:
+        context.worker.wake()  # owner emails may have been queued
+    return run
+
+
 def _page(runs: list[ReconciliationRun], next_id: int | None) -> Page[ReconciliationRunRead]:
     return Page[ReconciliationRunRead](
         items=[ReconciliationRunRead.model_validate(run) for run in runs],
@@ -48,7 +72,7 @@ async def create_run(
     """Reconcile your broker accounts (or one) with the brokers now and return the report."""
     account_id = body.broker_account_id if body is not None else None
     scope = ReconciliationScope(user_id=user.id, broker_account_id=account_id)
-    run = await reconciliation.reconcile(context, trigger=MANUAL, scope=scope, requested_by=user.id)
+    run = await _reconcile(context, scope, user.id)
     return ReconciliationRunRead.model_validate(run)
 
 
@@ -81,9 +105,7 @@ async def admin_create_run(
     """Reconcile every user's accounts (or one user's, or one account) now."""
     body = body or AdminReconciliationRunCreate()
     scope = ReconciliationScope(user_id=body.user_id, broker_account_id=body.broker_account_id)
-    run = await reconciliation.reconcile(
-        context, trigger=MANUAL, scope=scope, requested_by=admin.id
-    )
+    run = await _reconcile(context, scope, admin.id)
     return ReconciliationRunRead.model_validate(run)
 
 
