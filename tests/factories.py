@@ -17,6 +17,7 @@ from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.strategies.tokens import hash_token
+from pinelab.trading.execution import execute_signal
 
 FAST_HASH = "$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$Kp2Fq5eMTaN4JYQbmjG8cw"
 
@@ -89,6 +90,11 @@ async def stored_job(db: Database, job_id: int) -> Job:
         job = await session.get(Job, job_id)
     assert job is not None
     return job
+
+
+async def execute(context: AppContext, signal_id: int) -> None:
+    """Execute a signal as the worker's execute_signal job does."""
+    await execute_signal(signal_id, db=context.db, brokers=context.brokers, metrics=context.metrics)
 
 
 async def close_context(context: AppContext) -> None:

@@ -172,17 +172,9 @@ def _load(session: Session, signal_id: int) -> _Loaded | None:
         return None
     accounts = [row[2] for row in rows if row[2] is not None]
     stored = session.scalars(select(Order.client_order_id).where(Order.signal_id == signal_id))
-    working = session.execute(
-        select(Order.broker_account_id, Order.symbol)
-        .where(
-            Order.broker_account_id.in_([account.id for account in accounts]),
-            Order.status.in_(orders.WORKING),
-        )
-        .distinct()
-    )
+    working = orders.working_symbols(session, [account.id for account in accounts])
     intent = AlertIntent.from_record(signal.intent)
-    pairs = frozenset((row[0], row[1]) for row in working)
-    return signal, strategy, intent, accounts, frozenset(stored), pairs
+    return signal, strategy, intent, accounts, frozenset(stored), frozenset(working)
 
 
 async def _execute_in_account(run: _Execution, account: BrokerAccount) -> Outcome:

@@ -12,7 +12,7 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderStatus, OrderStatusReport
@@ -246,6 +246,25 @@ def mark_price(session: Session, *, broker_account_id: int, ticker: str, price: 
     )
 
 
+def _account_term(session: Session) -> ColumnElement[int]:
+    """Return the account column for a lookup of working orders.
+
+    Working orders are few among an account's many: SQLite (no statistics) must take the
+    status index, so there the account term is an expression no index serves.
+    """
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    column = Order.broker_account_id.expression
+    return column + 0 if sqlite else column
+
+
+def working_symbols(session: Session, broker_account_ids: list[int]) -> set[tuple[int, str]]:
+    """Return the (account, symbol) pairs where we have working orders."""
+    query = select(Order.broker_account_id, Order.symbol).where(
+        _account_term(session).in_(broker_account_ids), Order.status.in_(WORKING)
+    )
+    return {(row[0], row[1]) for row in session.execute(query.distinct())}
+
+
 def open_orders(
     session: Session,
     *,
@@ -255,7 +274,7 @@ def open_orders(
 ) -> list[Order]:
     """Return our orders at an account that are still working."""
     query = select(Order).where(
-        Order.broker_account_id == broker_account_id, Order.status.in_(WORKING)
+        _account_term(session) == broker_account_id, Order.status.in_(WORKING)
     )
     if symbol is not None:
         query = query.where(Order.symbol == symbol)

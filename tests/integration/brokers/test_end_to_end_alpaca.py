@@ -98,7 +98,12 @@ async def test_bracket_alert_places_the_legs_and_a_take_profit_fill_closes_the_p
     context: AppContext = app.state.context
     async with context.db.session() as session:
         account = await session.get_one(BrokerAccount, trader.account_id)
-    await sync_open_orders(context, await context.brokers.get(account), account_id=account.id)
+    await sync_open_orders(
+        await context.brokers.get(account),
+        db=context.db,
+        metrics=context.metrics,
+        account_id=account.id,
+    )
 
     after = {order["leg"]: order for order in await trader.orders()}
     assert (after["take_profit"]["status"], after["take_profit"]["average_fill_price"]) == (

@@ -85,7 +85,10 @@ async def test_resting_limit_order_fill_is_learnt_from_the_exchange(
     async with context.db.session() as session:
         account = await session.get_one(BrokerAccount, trader.account_id)
     changed = await sync_open_orders(
-        context, await context.brokers.get(account), account_id=account.id
+        await context.brokers.get(account),
+        db=context.db,
+        metrics=context.metrics,
+        account_id=account.id,
     )
 
     assert signal["status"] == "executed", signal

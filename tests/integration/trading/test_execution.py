@@ -16,9 +16,8 @@ from pinelab.brokers.models import BrokerAccount
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
 from pinelab.trading import orders
-from pinelab.trading.execution import execute_signal
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
-from tests.factories import Seeded, seed_strategy
+from tests.factories import Seeded, execute, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 
 
@@ -62,7 +61,7 @@ async def _alert(context: AppContext, seeded: Seeded, **fields: Any) -> int:
 
 async def _run(context: AppContext, seeded: Seeded, **fields: Any) -> Signal:
     signal_id = await _alert(context, seeded, **fields)
-    await execute_signal(context, signal_id)
+    await execute(context, signal_id)
     return await _get(context, Signal, signal_id)
 
 
@@ -114,8 +113,8 @@ async def test_broker_down_is_retried_and_the_venue_sees_one_order(
     signal_id = await _alert(context, seeded)
     for _ in range(2):
         with pytest.raises(RetryableBrokerError):
-            await execute_signal(context, signal_id)
-    await execute_signal(context, signal_id)
+            await execute(context, signal_id)
+    await execute(context, signal_id)
     assert (await _get(context, Signal, signal_id)).status == "executed"
     assert plan.submits_reaching_venue == 1
     assert len(await _all(context, Order)) == 1
@@ -128,7 +127,7 @@ async def test_order_sent_before_a_crash_is_found_by_client_id_on_restart(
     _with_faults(context, plan)
     signal_id = await _alert(context, seeded)
     with pytest.raises(RetryableBrokerError):
-        await execute_signal(context, signal_id)
+        await execute(context, signal_id)
     (order,) = await _all(context, Order)
     assert order.status == "new"
     # The process "crashed" after the venue took the order but before we recorded the answer.
@@ -144,7 +143,7 @@ async def test_order_sent_before_a_crash_is_found_by_client_id_on_restart(
     )
     await venue.submit_order(request)
     plan.submit_calls.clear()
-    await execute_signal(context, signal_id)
+    await execute(context, signal_id)
     assert plan.submit_calls == []  # asked by client_order_id, never resubmitted
     order = await _get(context, Order, order.id)
     assert order.status == "filled"
@@ -250,13 +249,13 @@ async def test_executing_a_signal_twice_places_one_order(
     context: AppContext, seeded: Seeded
 ) -> None:
     signal_id = await _alert(context, seeded)
-    await execute_signal(context, signal_id)
+    await execute(context, signal_id)
     async with context.db.transaction() as session:
         signal = await session.get(Signal, signal_id)
         signal.status = (
             "accepted"  # as if the job ran again after a crash before it was marked done
         )
-    await execute_signal(context, signal_id)
+    await execute(context, signal_id)
     assert len(await _all(context, Order)) == 1
     history = [e.event for e in await _all(context, OrderEvent)]
     assert history == ["created", "submitted", "filled"]
@@ -270,7 +269,7 @@ async def test_running_a_refused_signal_again_keeps_it_failed_and_places_nothing
     async with context.db.transaction() as session:
         stored = await session.get(Signal, signal.id)
         stored.status = "accepted"  # as a dead-letter replay does
-    await execute_signal(context, signal.id)
+    await execute(context, signal.id)
     again = await _get(context, Signal, signal.id)
     assert again.status == "failed"
     assert "rejected" in (again.reason or "")

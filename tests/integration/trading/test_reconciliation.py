@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,16 +23,15 @@ from pinelab.jobs.models import Job
 from pinelab.jobs.worker import Worker, register_periodic_jobs
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.strategies.models import StrategyBrokerAccount
-from pinelab.trading.execution import execute_signal
 from pinelab.trading.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from pinelab.trading.reconciliation import (
     MANUAL,
     NEVER_REACHED,
     RECONCILE,
+    Reconciler,
     ReconciliationScope,
-    reconcile,
 )
-from tests.factories import Seeded, close_context, seed_strategy
+from tests.factories import Seeded, close_context, execute, seed_strategy
 from tests.fakes import alpaca_emulator, ccxt_emulator
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 from tests.integration.brokers.test_alpaca import make_broker as make_alpaca
@@ -77,6 +77,26 @@ async def _order(context: AppContext) -> Order:
     return order
 
 
+async def reconcile(
+    context: AppContext,
+    *,
+    trigger: str,
+    scope: ReconciliationScope,
+    requested_by: int | None = None,
+) -> ReconciliationRun:
+    settings = context.settings
+    reconciler = Reconciler(
+        db=context.db,
+        brokers=context.brokers,
+        window=timedelta(hours=settings.reconciliation_window_hours),
+        email_attempts=settings.max_retry_attempts,
+        base_url=settings.base_url,
+    )
+    run = await reconciler.run(trigger=trigger, scope=scope, requested_by=requested_by)
+    context.metrics.reconciliation_fixed(run.updated)  # as the root's wrapper does
+    return run
+
+
 async def _run(context: AppContext, seeded: Seeded) -> ReconciliationRun:
     scope = ReconciliationScope(user_id=seeded.user_id)
     return await reconcile(context, trigger=MANUAL, scope=scope, requested_by=seeded.user_id)
@@ -95,7 +115,7 @@ async def _unsent_order(context: AppContext, seeded: Seeded) -> Order:
     context.brokers.build = lambda account: FaultyBroker(default(account), FaultPlan(unavailable=1))
     signal_id = await _alert(context, seeded)
     with pytest.raises(RetryableBrokerError):
-        await execute_signal(context, signal_id)
+        await execute(context, signal_id)
     context.brokers.build = default
     context.brokers.forget(seeded.account_id)
     order = await _order(context)
@@ -106,9 +126,7 @@ async def _unsent_order(context: AppContext, seeded: Seeded) -> Order:
 async def test_fill_made_while_we_were_not_looking_is_recorded_once(
     context: AppContext, seeded: Seeded
 ) -> None:
-    await execute_signal(
-        context, await _alert(context, seeded, order_type="limit", limit_price="95")
-    )
+    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
     assert (await _order(context)).status == "accepted"
     venue = await _venue(context, seeded)
     assert isinstance(venue, QuoteDriven)
@@ -184,9 +202,7 @@ async def test_order_that_never_reached_the_broker_waits_for_its_job_then_fails(
 async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
     context: AppContext, seeded: Seeded, frozen_clock: FrozenClock
 ) -> None:
-    await execute_signal(
-        context, await _alert(context, seeded, order_type="limit", limit_price="90")
-    )
+    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="90"))
     assert (await _run(context, seeded)).flagged == 0
     frozen_clock.advance(3601)
 
@@ -208,7 +224,7 @@ async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
 async def test_position_drift_is_reported_and_not_fixed(
     context: AppContext, seeded: Seeded
 ) -> None:
-    await execute_signal(context, await _alert(context, seeded))
+    await execute(context, await _alert(context, seeded))
     async with context.db.transaction() as session:
         await session.execute(update(Position).values(quantity=Decimal(7)))
 
@@ -227,9 +243,7 @@ async def test_an_account_that_cannot_be_reached_is_an_error_and_the_run_goes_on
     async with context.db.transaction() as session:
         broken = BrokerAccount(user_id=seeded.user_id, kind="alpaca", label="no keys", paper=True)
         session.add(broken)
-    await execute_signal(
-        context, await _alert(context, seeded, order_type="limit", limit_price="95")
-    )
+    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
     venue = await _venue(context, seeded)
     assert isinstance(venue, QuoteDriven)
     await venue.update_price("AAPL", Decimal(94))
@@ -318,9 +332,7 @@ async def test_alpaca_partial_then_full_fill_is_synced_with_its_fills(
     context: AppContext, seeded: Seeded, alpaca: alpaca_emulator.AlpacaEmulator
 ) -> None:
     await _bind(context, seeded, "alpaca", lambda: make_alpaca(alpaca))
-    await execute_signal(
-        context, await _alert(context, seeded, order_type="limit", limit_price="95")
-    )
+    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
     order = await _order(context)
     assert order.status == "accepted"
     assert order.broker_order_id is not None
@@ -343,7 +355,7 @@ async def test_ccxt_fill_is_synced_and_positions_agree(
 ) -> None:
     await _bind(context, seeded, "ccxt:cryptocom", lambda: make_ccxt(cryptocom))
     alert = {"ticker": "CRYPTOCOM:BTCUSDT", "quantity": "0.5", "price": "40000"}
-    await execute_signal(
+    await execute(
         context, await _alert(context, seeded, order_type="limit", limit_price="39000", **alert)
     )
     order = await _order(context)

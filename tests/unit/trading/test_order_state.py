@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -16,7 +17,10 @@ from pinelab.trading.exceptions import InvalidOrderTransition
 from pinelab.trading.models import Order
 from pinelab.trading.order_state import (
     OrderEventType,
+    OrderFilled,
+    OrderRejected,
     apply,
+    status_event,
     event_for_status,
     is_legal,
     next_status,
@@ -51,6 +55,9 @@ ILLEGAL = [pair for pair in ALL_PAIRS if expected_next(*pair) is None]
 @dataclass
 class FakeOrder:
     status: str
+    reason: str | None = None
+    filled_quantity: Decimal = Decimal(0)
+    average_fill_price: Decimal | None = None
 
 
 def pair_id(pair: tuple[OrderStatus, OrderEventType]) -> str:
@@ -76,7 +83,7 @@ def test_apply_reports_a_change_only_when_the_status_moves(
 ) -> None:
     current, event = pair
     order = FakeOrder(status=current.value)
-    changed = apply(order, event)
+    changed = apply(order, status_event(event))
     assert order.status == expected_next(current, event)
     assert changed is (order.status != current.value)
     assert type(order.status) is str
@@ -92,7 +99,7 @@ def test_illegal_pair_raises_and_leaves_the_order_alone(
         next_status(current, event)
     order = FakeOrder(status=current.value)
     with pytest.raises(InvalidOrderTransition) as caught:
-        apply(order, event)
+        apply(order, status_event(event))
     assert order.status == current.value
     assert caught.value.current == current.value
     assert caught.value.event == event.value
@@ -119,19 +126,19 @@ def test_broker_reports_may_skip_states(
     current: OrderStatus, event: OrderEventType, after: OrderStatus
 ) -> None:
     order = FakeOrder(status=current.value)
-    assert apply(order, event) is True
+    assert apply(order, status_event(event)) is True
     assert order.status == after.value
 
 
 def test_late_accepted_on_a_partially_filled_order_is_a_no_op() -> None:
     order = FakeOrder(status=S.PARTIALLY_FILLED.value)
-    assert apply(order, E.ACCEPTED) is False
+    assert apply(order, status_event(E.ACCEPTED)) is False
     assert order.status == S.PARTIALLY_FILLED.value
 
 
 def test_reapplying_the_current_status_is_a_no_op() -> None:
     order = FakeOrder(status=S.FILLED.value)
-    assert apply(order, E.FILLED) is False
+    assert apply(order, status_event(E.FILLED)) is False
     assert order.status == S.FILLED.value
 
 
@@ -150,7 +157,7 @@ def test_reapplying_the_current_status_is_a_no_op() -> None:
 )
 def test_contradicting_reports_raise(current: OrderStatus, event: OrderEventType) -> None:
     with pytest.raises(InvalidOrderTransition, match=f"'{event.value}'.*'{current.value}'"):
-        apply(FakeOrder(status=current.value), event)
+        apply(FakeOrder(status=current.value), status_event(event))
 
 
 def test_invalid_transition_is_a_conflict() -> None:
@@ -170,13 +177,13 @@ def test_the_table_cannot_be_changed_at_run_time() -> None:
 
 def test_apply_moves_the_order_model_too() -> None:
     order = Order(status=S.SUBMITTED.value)
-    assert apply(order, E.ACCEPTED) is True
+    assert apply(order, status_event(E.ACCEPTED)) is True
     assert order.status == "accepted"
 
 
 def test_apply_refuses_a_status_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="pending"):
-        apply(FakeOrder(status="pending"), E.FILLED)
+        apply(FakeOrder(status="pending"), status_event(E.FILLED))
 
 
 @pytest.mark.parametrize("status", [s for s in OrderStatus if s is not S.NEW])
@@ -189,7 +196,7 @@ def test_event_for_status_names_the_reported_status(status: OrderStatus) -> None
 def test_a_reported_new_order_counts_as_submitted() -> None:
     assert event_for_status(S.NEW) is E.SUBMITTED
     order = FakeOrder(status=S.NEW.value)
-    assert apply(order, event_for_status("new")) is True
+    assert apply(order, status_event(event_for_status("new"))) is True
     assert order.status == S.SUBMITTED.value
 
 
@@ -206,7 +213,7 @@ def test_any_event_sequence_never_goes_backwards_or_leaves_a_terminal_status(
     for event in events:
         before = OrderStatus(order.status)
         try:
-            apply(order, event)
+            apply(order, status_event(event))
         except InvalidOrderTransition:
             assert before in TERMINAL_STATUSES or event is E.FAILED or event is E.REJECTED
             continue
@@ -215,3 +222,27 @@ def test_any_event_sequence_never_goes_backwards_or_leaves_a_terminal_status(
             assert after is before
         elif after in WORKING:
             assert WORKING.index(after) >= WORKING.index(before)
+
+
+def test_a_fill_moves_the_filled_quantity_and_the_average_price_only() -> None:
+    order = FakeOrder(status=S.ACCEPTED.value)
+    assert apply(order, OrderFilled("f1", Decimal(2), Decimal(100))) is True
+    assert apply(order, OrderFilled("f2", Decimal(2), Decimal(110))) is True
+    assert (order.filled_quantity, order.average_fill_price) == (Decimal(4), Decimal(105))
+    assert order.status == S.ACCEPTED.value
+
+
+def test_a_fill_of_nothing_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        apply(FakeOrder(status=S.ACCEPTED.value), OrderFilled("f1", Decimal(0), Decimal(100)))
+
+
+def test_a_status_event_keeps_its_reason() -> None:
+    order = FakeOrder(status=S.SUBMITTED.value)
+    assert apply(order, OrderRejected("no cash")) is True
+    assert (order.status, order.reason) == (S.REJECTED.value, "no cash")
+
+
+@pytest.mark.parametrize("event", list(OrderEventType))
+def test_every_event_type_has_its_typed_event(event: OrderEventType) -> None:
+    assert status_event(event, "why").type is event
