@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import func, select, update
 
@@ -49,13 +50,17 @@ async def bind_account(
     seeded: Seeded,
     kind: str,
     *,
-    build: Callable[[], Broker] | None = None,
+    build: Callable[[BrokerAccount], Broker] | None = None,
     credentials: BrokerCredentials | None = None,
+    starting_cash: Decimal = Decimal(0),
 ) -> int:
-    """Move the seeded strategy onto a new account of `kind`: its adapter is what `build` makes,
-    or (with `credentials`, sealed in the vault) what the registry builds for any process."""
+    """Move the seeded strategy onto a new account of `kind`: its adapter is what `build` makes
+    of the account, or (with `credentials`, sealed in the vault) what the registry builds for
+    any process."""
     async with context.db.transaction() as session:
-        account = BrokerAccount(user_id=seeded.user_id, kind=kind, label=kind, paper=True)
+        account = BrokerAccount(
+            user_id=seeded.user_id, kind=kind, label=kind, paper=True, starting_cash=starting_cash
+        )
         session.add(account)
         await session.flush()
         if credentials is not None:
@@ -72,7 +77,7 @@ async def bind_account(
         paper.archived_at = paper.created_at
     if build is not None:
         default = context.brokers.build_default
-        context.brokers.build = lambda row: build() if row.kind == kind else default(row)
+        context.brokers.build = lambda row: build(row) if row.id == account.id else default(row)
     context.tokens.invalidate()
     return account.id
 

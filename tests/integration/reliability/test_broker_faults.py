@@ -1,12 +1,16 @@
-"""Alerts keep arriving while Alpaca is down (refused, then 503s, then timeouts), and while its
-answers get lost after it took the order: afterwards every accepted alert has exactly one order
-at the broker and one of ours, and no order was ever sent twice."""
+"""Alerts keep arriving while the broker is down (refused, then 503s / unavailable, then
+timeouts), and while its answers get lost after it took the order: afterwards every accepted
+alert has exactly one order at the broker and one of ours, and no order was ever sent twice.
+
+Each proof runs against the Alpaca emulator (faults on the wire) and against the built-in
+paper broker (the same faults injected around its adapter, `tests/fakes/faulty_broker.py`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -16,12 +20,14 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from pinelab.api.context import AppContext
+from pinelab.brokers.models import PaperOrder
 from pinelab.signals.models import Signal
 from pinelab.trading.execution import EXECUTE_SIGNAL
 from pinelab.trading.models import Order
 from tests.factories import Seeded, seed_strategy
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
 from tests.fakes.faults import Fault
+from tests.fakes.faulty_broker import FaultPlan, Outage, wrap
 from tests.integration.brokers.test_alpaca import make_broker
 from tests.integration.reliability.support import (
     Counts,
@@ -33,13 +39,108 @@ from tests.integration.reliability.support import (
 
 ORDERS = "/v2/orders"
 EVERY = 1_000_000  # a fault count that outlasts the stretch; the plan is cleared to end it
+OUTAGES: tuple[Outage, ...] = ("refused", "unavailable", "timeouts")
 _ids = itertools.count(1)
 
 
-@pytest.fixture
-def emulator() -> Iterator[AlpacaEmulator]:
+class AlpacaVenue:
+    """The Alpaca emulator, with faults on the wire."""
+
+    name = "alpaca"
+
+    def __init__(self, emulator: AlpacaEmulator) -> None:
+        self.emulator = emulator
+        self._faults: dict[str, Fault] = {}
+
+    async def bind(self, context: AppContext, seeded: Seeded) -> None:
+        broker = make_broker(self.emulator, timeout=0.5)
+        await bind_account(context, seeded, "alpaca", build=lambda _: broker)
+
+    def start(self, outage: Outage) -> None:
+        faults = self.emulator.faults
+        faults.clear()
+        if outage == "refused":
+            self._faults[outage] = faults.add("refuse")
+        elif outage == "unavailable":
+            self._faults[outage] = faults.add("status", status=503, count=EVERY)
+        else:  # orders time out after the venue took them; every other call before
+            self._faults[outage] = faults.add(
+                "timeout", count=EVERY, delay=1.0, when="after", path_prefix=ORDERS, method="POST"
+            )
+            faults.add("timeout", count=EVERY, delay=1.0, when="before")
+
+    def lose_answers(self) -> None:
+        self.emulator.faults.add(
+            "drop_response_after_accept", count=EVERY, path_prefix=ORDERS, method="POST"
+        )
+
+    def clear(self) -> None:
+        self.emulator.faults.clear()
+
+    def spoiled(self, outage: Outage) -> int:
+        return EVERY - self._faults[outage].count
+
+    async def orders(self, context: AppContext) -> dict[str, str]:
+        """Return the venue's orders: client_order_id → the venue's id."""
+        return {cid: order.id for cid, order in self.emulator.books.by_client_id.items()}
+
+    def submissions(self) -> int:
+        return sum(1 for _, m, path in self.emulator.requests if (m, path) == ("POST", ORDERS))
+
+
+class PaperVenue:
+    """The built-in paper broker behind its adapter, with the faults injected around it."""
+
+    name = "paper"
+
+    def __init__(self) -> None:
+        self.plan = FaultPlan()
+        self.account_id = 0
+
+    async def bind(self, context: AppContext, seeded: Seeded) -> None:
+        default = context.brokers.build_default
+        self.account_id = await bind_account(
+            context,
+            seeded,
+            "paper",
+            build=lambda row: wrap(default(row), self.plan),
+            starting_cash=Decimal(10_000_000),
+        )
+
+    def start(self, outage: Outage) -> None:
+        self.plan.down = outage
+
+    def lose_answers(self) -> None:
+        self.plan.lost_after_accept = EVERY
+
+    def clear(self) -> None:
+        self.plan.down = None
+        self.plan.lost_after_accept = 0
+
+    def spoiled(self, outage: Outage) -> int:
+        return self.plan.spoiled.get(outage, 0)
+
+    async def orders(self, context: AppContext) -> dict[str, str]:
+        query = select(PaperOrder.client_order_id, PaperOrder.broker_order_id).where(
+            PaperOrder.broker_account_id == self.account_id
+        )
+        async with context.db.session() as session:
+            return {row[0]: row[1] for row in (await session.execute(query)).all()}
+
+    def submissions(self) -> int:
+        return self.plan.submits_reaching_venue
+
+
+Venue = AlpacaVenue | PaperVenue
+
+
+@pytest.fixture(params=["alpaca", "paper"])
+def venue(request: pytest.FixtureRequest) -> Iterator[Venue]:
+    if request.param == "paper":
+        yield PaperVenue()
+        return
     with running_emulator(cash=Decimal(10_000_000)) as running:
-        yield running
+        yield AlpacaVenue(running)
 
 
 @dataclass
@@ -54,7 +155,13 @@ class Sender:
     async def send(self, count: int, *, spread: float = 0.0) -> None:
         """Send `count` alerts, `spread` seconds apart."""
         for _ in range(count):
-            alert = {"ticker": "AAPL", "action": "buy", "quantity": "1", "id": f"o{next(_ids)}"}
+            alert = {
+                "ticker": "AAPL",
+                "action": "buy",
+                "quantity": "1",
+                "price": "100",
+                "id": f"o{next(_ids)}",
+            }
             self.sent += 1
             answer = await self.client.post(f"/webhooks/{self.token}", json=alert)
             if answer.status_code == 202:
@@ -62,10 +169,10 @@ class Sender:
             await asyncio.sleep(spread)
 
 
-async def _setup(app: FastAPI, client: httpx.AsyncClient, emulator: AlpacaEmulator) -> Sender:
+async def _setup(app: FastAPI, client: httpx.AsyncClient, venue: Venue) -> Sender:
     context: AppContext = app.state.context
     seeded: Seeded = await seed_strategy(context.db)
-    await bind_account(context, seeded, "alpaca", build=lambda: make_broker(emulator, timeout=0.5))
+    await venue.bind(context, seeded)
     return Sender(client, seeded.token)
 
 
@@ -76,19 +183,18 @@ async def _drained(context: AppContext) -> None:
     await wait_for(done, timeout=45, what="the execution jobs to drain")
 
 
-async def _prove(name: str, context: AppContext, emulator: AlpacaEmulator, sender: Sender) -> None:
+async def _prove(name: str, context: AppContext, venue: Venue, sender: Sender) -> None:
     """Assert exactly one order per acknowledged alert, at the broker and ours; print counts."""
     acknowledged = sender.acknowledged
     async with context.db.session() as session:
         signals = {s.id: s for s in (await session.scalars(select(Signal))).all()}
         ours = {o.signal_id: o for o in (await session.scalars(select(Order))).all()}
-    at_broker = dict(emulator.books.by_client_id)
-    venue_posts = sum(
-        1 for _, method, path in emulator.requests if (method, path) == ("POST", ORDERS)
-    )
+    at_broker = await venue.orders(context)
     per_signal = await orders_per_signal(context.db)
-    duplicates = (venue_posts - len(at_broker)) + sum(n - 1 for n in per_signal.values() if n > 1)
-    name = f"{name}[{'sqlite' if context.db.is_sqlite else 'postgres'}]"
+    duplicates = venue.submissions() - len(at_broker)
+    duplicates += sum(n - 1 for n in per_signal.values() if n > 1)
+    backend = "sqlite" if context.db.is_sqlite else "postgres"
+    name = f"{name}[{venue.name},{backend}]"
     Counts(name, sender.sent, len(acknowledged), len(signals), len(at_broker), duplicates).report()
 
     assert len(acknowledged) == sender.sent
@@ -99,69 +205,50 @@ async def _prove(name: str, context: AppContext, emulator: AlpacaEmulator, sende
     for signal_id in acknowledged:
         assert per_signal[signal_id] == 1
         order = ours[signal_id]
-        assert order.client_order_id in at_broker
-        assert at_broker[order.client_order_id].id == order.broker_order_id
+        assert at_broker[order.client_order_id] == order.broker_order_id
         assert order.status == "filled"
 
 
-def _timeouts(emulator: AlpacaEmulator) -> Fault:
-    """Orders time out after the venue took them; every other call times out before."""
-    plan = emulator.faults
-    taken = plan.add(
-        "timeout", count=EVERY, delay=1.0, when="after", path_prefix=ORDERS, method="POST"
-    )
-    plan.add("timeout", count=EVERY, delay=1.0, when="before")
-    return taken
-
-
-async def _outage(emulator: AlpacaEmulator, sender: Sender, per_phase: int) -> dict[str, int]:
-    """Refuse, then answer 503, then time out, while alerts arrive; return requests spoiled."""
-    stretch: list[tuple[str, Callable[[], Fault]]] = [
-        ("refused", lambda: emulator.faults.add("refuse")),
-        ("503", lambda: emulator.faults.add("status", status=503, count=EVERY)),
-        ("orders taken, answers timed out", lambda: _timeouts(emulator)),
-    ]
+async def _outage(venue: Venue, sender: Sender, per_phase: int) -> dict[str, int]:
+    """Refuse, then answer unavailable, then time out, while alerts arrive; count the spoiled."""
     spoiled: dict[str, int] = {}
-    for name, start in stretch:
-        emulator.faults.clear()
-        fault = start()
+    for outage in OUTAGES:
+        venue.start(outage)
         await sender.send(per_phase, spread=0.1)
         await asyncio.sleep(0.5)
-        spoiled[name] = EVERY - fault.count
-    emulator.faults.clear()
+        spoiled[outage] = venue.spoiled(outage)
+    venue.clear()
     return spoiled
 
 
 @pytest.mark.slow
 async def test_broker_down_for_a_stretch_while_alerts_arrive_places_each_order_once(
-    app: FastAPI, client: httpx.AsyncClient, emulator: AlpacaEmulator
+    app: FastAPI, client: httpx.AsyncClient, venue: Venue
 ) -> None:
     context: AppContext = app.state.context
-    sender = await _setup(app, client, emulator)
+    sender = await _setup(app, client, venue)
 
     await sender.send(2)  # healthy first: the adapter knows AAPL, so timeouts hit orders
     await _drained(context)
-    spoiled = await _outage(emulator, sender, per_phase=12)
+    spoiled = await _outage(venue, sender, per_phase=12)
     await _drained(context)
 
-    assert spoiled["503"] > 0
-    assert spoiled["orders taken, answers timed out"] > 0
+    assert spoiled["unavailable"] > 0
+    assert spoiled["timeouts"] > 0
 
-    await _prove("broker-outage", context, emulator, sender)
+    await _prove("broker-outage", context, venue, sender)
 
 
 @pytest.mark.slow
 async def test_response_lost_after_the_broker_took_the_order_places_no_duplicate(
-    app: FastAPI, client: httpx.AsyncClient, emulator: AlpacaEmulator
+    app: FastAPI, client: httpx.AsyncClient, venue: Venue
 ) -> None:
     context: AppContext = app.state.context
-    sender = await _setup(app, client, emulator)
-    emulator.faults.add(
-        "drop_response_after_accept", count=EVERY, path_prefix=ORDERS, method="POST"
-    )
+    sender = await _setup(app, client, venue)
+    venue.lose_answers()
 
     await sender.send(20)
     await _drained(context)
-    emulator.faults.clear()
+    venue.clear()
 
-    await _prove("response-lost", context, emulator, sender)
+    await _prove("response-lost", context, venue, sender)

@@ -18,7 +18,7 @@ from pinelab.strategies.models import Strategy
 from pinelab.trading import orders
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from tests.factories import Seeded, execute, seed_strategy
-from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
+from tests.fakes.faulty_broker import FaultPlan, wrap
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def _with_faults(context: AppContext, plan: FaultPlan) -> None:
     default = context.brokers.build_default
 
     def build(account: BrokerAccount) -> Broker:
-        return FaultyBroker(default(account), plan)
+        return wrap(default(account), plan)
 
     context.brokers.build = build
 

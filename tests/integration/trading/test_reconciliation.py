@@ -33,7 +33,7 @@ from pinelab.trading.reconciliation import (
 )
 from tests.factories import Seeded, close_context, execute, seed_strategy
 from tests.fakes import alpaca_emulator, ccxt_emulator
-from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
+from tests.fakes.faulty_broker import FaultPlan, wrap
 from tests.integration.brokers.test_alpaca import make_broker as make_alpaca
 from tests.integration.brokers.test_ccxt import make_broker as make_ccxt
 
@@ -112,7 +112,7 @@ async def _venue(context: AppContext, seeded: Seeded) -> Broker:
 async def _unsent_order(context: AppContext, seeded: Seeded) -> Order:
     """Leave an order `new` in our books: the broker was down when it was sent."""
     default = context.brokers.build_default
-    context.brokers.build = lambda account: FaultyBroker(default(account), FaultPlan(unavailable=1))
+    context.brokers.build = lambda account: wrap(default(account), FaultPlan(unavailable=1))
     signal_id = await _alert(context, seeded)
     with pytest.raises(RetryableBrokerError):
         await execute(context, signal_id)

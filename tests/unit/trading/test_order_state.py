@@ -20,10 +20,10 @@ from pinelab.trading.order_state import (
     OrderFilled,
     OrderRejected,
     apply,
-    status_event,
     event_for_status,
     is_legal,
     next_status,
+    status_event,
 )
 
 S = OrderStatus
