@@ -92,6 +92,10 @@ _QUOTES = select(_QUOTE.c.symbol, _QUOTE.c.price).where(_QUOTE.c.broker_account_
 _LAST_PRICE = select(_QUOTE.c.price).where(
     _QUOTE.c.broker_account_id == _ACCOUNT_ID, _QUOTE.c.symbol == bindparam("symbol")
 )
+# Summed here, not by the database: SQLite would sum the Money text as floats.
+_COMMISSIONS = select(_FILL.c.paper_order_id, _FILL.c.commission).where(
+    _FILL.c.paper_order_id.in_(bindparam("order_ids", expanding=True))
+)
 _FILLS = (
     select(_FILL, _ORDER.c.client_order_id.label("order_client_id"), _ORDER.c.broker_order_id)
     .join(_ORDER, _ORDER.c.id == _FILL.c.paper_order_id)
@@ -478,20 +482,43 @@ class PaperVenue:
         return self._reports([order])[0]
 
     def _reports(self, orders: Sequence[VenueOrder]) -> list[OrderStatusReport]:
-        """Report orders, each with its bracket legs."""
+        """Report orders, each with its bracket legs and the commission its fills paid."""
         legs: dict[str, list[VenueOrder]] = {}
         # Only an entry that carried a take profit or a stop loss can have legs.
         parents = [order.broker_order_id for order in orders if order.is_bracket]
         if parents:
             for child in self._load(_LEGS, parents=parents):
                 legs.setdefault(child.parent_broker_order_id or "", []).append(child)
+        everyone = [*orders, *(leg for group in legs.values() for leg in group)]
+        paid = self._commissions([o.id for o in everyone if o.filled_quantity and o.id])
+
+        def report(
+            order: VenueOrder, children: tuple[OrderStatusReport, ...] = ()
+        ) -> OrderStatusReport:
+            return order_report(order, children, paid.get(order.id or 0, Decimal(0)))
+
         return [
-            order_report(order, tuple(map(order_report, legs.get(order.broker_order_id, ()))))
+            report(order, tuple(map(report, legs.get(order.broker_order_id, ()))))
             for order in orders
         ]
 
+    def _commissions(self, order_ids: list[int]) -> dict[int, Decimal]:
+        """Return the commission paid by each order's fills (only filled orders paid any)."""
+        if not order_ids:
+            return {}
+        paid: dict[int, Decimal] = {}
+        for order_id, commission in self._connection.execute(
+            _COMMISSIONS, {"order_ids": order_ids}
+        ):
+            paid[order_id] = paid.get(order_id, Decimal(0)) + commission
+        return paid
 
-def order_report(order: VenueOrder, legs: tuple[OrderStatusReport, ...] = ()) -> OrderStatusReport:
+
+def order_report(
+    order: VenueOrder,
+    legs: tuple[OrderStatusReport, ...] = (),
+    commission: Decimal = Decimal(0),
+) -> OrderStatusReport:
     """Report one venue order."""
     return OrderStatusReport(
         client_order_id=order.client_order_id,
@@ -506,4 +533,5 @@ def order_report(order: VenueOrder, legs: tuple[OrderStatusReport, ...] = ()) ->
         reason=order.reject_reason,
         updated_at=order.updated_at,
         legs=legs,
+        commission=commission,
     )

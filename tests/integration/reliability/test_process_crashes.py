@@ -1,9 +1,13 @@
-"""Processes killed with SIGKILL at the worst moment, through the real commands:
+"""Processes killed at the worst moment:
 
-- `pinelab serve` killed in the middle of a burst of alerts: after a restart every alert that got
-  a 202 is stored and executes exactly once;
-- a `pinelab worker` killed while its job waits on the broker: the lease expires, a second worker
-  finishes the job, and the broker sees one order.
+- `pinelab serve` (paper broker) killed with SIGKILL in the middle of a burst of alerts: after a
+  restart every alert that got a 202 is stored and executes exactly once;
+- a `pinelab worker` killed with SIGKILL while its job waits on the Alpaca emulator: the lease
+  expires, a second worker finishes the job, and the broker sees one order;
+- an execution at the paper broker that dies just before or just after the venue took the order
+  (the paper venue cannot hang on the wire, so the process's death is raised at that point): a
+  new process runs the job again, finds the stored order, asks the venue for its id, and the
+  venue holds one order.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
+from pinelab.brokers.base import Broker, OrderRequest, OrderStatusReport
 from pinelab.brokers.credentials import BrokerCredentials
 from pinelab.brokers.models import PaperOrder
 from pinelab.config import Settings
@@ -31,9 +37,10 @@ from pinelab.db import Database
 from pinelab.jobs.models import Job
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import seed_strategy, stored_job
+from tests.factories import close_context, execute, seed_strategy, stored_job
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
 from tests.fakes.faults import free_port
+from tests.fakes.faulty_broker import FaultPlan, FaultyQuoteDrivenBroker
 from tests.integration.reliability.support import (
     Counts,
     bind_account,
@@ -316,3 +323,56 @@ async def test_worker_killed_mid_job_is_replaced_after_its_lease_and_orders_once
     assert len(posts) == 1  # "after": adopted by client id, never resubmitted
     assert order.client_order_id in emulator.books.by_client_id
     assert (order.status, order.filled_quantity) == ("filled", Decimal(3))
+
+
+# --- the paper broker: the process dies on either side of the venue taking the order ---------
+
+
+class ProcessKilled(BaseException):
+    """The process died here: nothing after this point ran (not an error anyone handles)."""
+
+
+class DyingVenue(FaultyQuoteDrivenBroker):
+    """The paper broker, in a process killed just before or just after it took the order."""
+
+    def __init__(self, inner: Broker, when: str) -> None:
+        super().__init__(inner, FaultPlan())
+        self.when = when
+
+    async def submit_order(self, request: OrderRequest) -> OrderStatusReport:
+        if self.when == "after":
+            await self.inner.submit_order(request)
+        raise ProcessKilled
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_paper_execution_killed_at_the_venue_resumes_in_a_new_process_and_orders_once(
+    settings: Settings, when: str
+) -> None:
+    first = build_context(settings)
+    try:
+        seeded = await seed_strategy(first.db)
+        default = first.brokers.build_default
+        first.brokers.build = lambda account: DyingVenue(default(account), when)
+        assert first.ingestor is not None
+        alert = {"ticker": "AAPL", "action": "buy", "quantity": "3", "price": "10", "id": "k"}
+        result = await first.ingestor.ingest(
+            token=seeded.token, body=orjson.dumps(alert), content_type=None, source_ip=None
+        )
+        with pytest.raises(ProcessKilled):
+            await execute(first, result.signal_id)
+    finally:
+        await close_context(first)
+    second = build_context(settings)  # the restarted process runs the job again
+    try:
+        await execute(second, result.signal_id)
+        async with second.db.session() as session:
+            signal_row = await session.get_one(Signal, result.signal_id)
+            (order,) = (await session.scalars(select(Order))).all()
+            venue = (await session.scalars(select(PaperOrder))).all()
+    finally:
+        await close_context(second)
+    assert signal_row.status == "executed", signal_row.reason
+    assert [v.client_order_id for v in venue] == [order.client_order_id]
+    assert (order.status, order.filled_quantity) == ("filled", Decimal(3))
+    assert order.broker_order_id == venue[0].broker_order_id

@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
 
 from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide
@@ -281,3 +282,79 @@ def test_client_order_id_is_deterministic_and_venue_safe() -> None:
     assert first == orders.client_order_id(42, 7)
     assert first != orders.client_order_id(42, 8)
     assert len(first) <= 36
+
+
+async def _set_costs(context: AppContext, seeded: Seeded, commission: str, slippage: str) -> None:
+    async with context.db.transaction() as session:
+        account = await session.get_one(BrokerAccount, seeded.account_id)
+        account.commission_per_order = Decimal(commission)
+        account.slippage_bps = Decimal(slippage)
+    context.brokers.forget(seeded.account_id)
+
+
+async def test_commission_and_slippage_reach_our_fill_and_position(
+    context: AppContext, seeded: Seeded
+) -> None:
+    await _set_costs(context, seeded, commission="1.5", slippage="100")  # 1 %
+    assert (await _run(context, seeded, quantity="2", price="100")).status == "executed"
+    (fill,) = await _all(context, Fill)
+    assert (fill.price, fill.commission) == (Decimal(101), Decimal("1.5"))
+    (order,) = await _all(context, Order)
+    assert order.average_fill_price == Decimal(101)
+    position = await _position(context)
+    assert (position.average_price, position.commissions) == (Decimal(101), Decimal("1.5"))
+
+
+async def test_stop_order_rests_and_fills_when_a_later_alert_touches_it(
+    context: AppContext, seeded: Seeded
+) -> None:
+    await _run(context, seeded, order_type="stop", stop_price="105", price="100")
+    (order,) = await _all(context, Order)
+    assert order.status == "accepted"
+    await _run(context, seeded, action="buy", quantity="1", price="106")
+    order = await _get(context, Order, order.id)
+    assert (order.status, order.filled_quantity, order.average_fill_price) == ("filled", 10, 106)
+
+
+async def test_position_reverses_through_zero_and_realizes_pnl(
+    context: AppContext, seeded: Seeded
+) -> None:
+    await _run(context, seeded, quantity="3", price="10")
+    await _run(context, seeded, action="sell", quantity="5", price="12")
+    position = await _position(context)
+    assert (position.quantity, position.average_price, position.realized_pnl) == (-2, 12, 6)
+    assert [f.realized_pnl for f in await _all(context, Fill)] == [0, 6]
+
+
+async def test_working_order_lookups_take_the_status_index_on_sqlite(
+    context: AppContext, seeded: Seeded
+) -> None:
+    if not context.db.is_sqlite:
+        pytest.skip("PostgreSQL plans from its statistics")
+    statements: list[tuple[str, Any]] = []
+
+    def capture(_: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.startswith("SELECT") and "status" in statement:
+            statements.append((statement, parameters))
+
+    def look(session: Session) -> list[str]:
+        event.listen(Engine, "before_cursor_execute", capture)
+        try:
+            orders.open_orders(session, broker_account_id=seeded.account_id, symbol="AAPL")
+            orders.working_symbols(session, [seeded.account_id])
+        finally:
+            event.remove(Engine, "before_cursor_execute", capture)
+        connection = session.connection()
+        return [
+            " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)
+            )
+            for sql, parameters in statements
+        ]
+
+    async with context.db.session() as session:
+        plans = await session.run_sync(look)
+    # Working orders are few among an account's many: never a scan of the account's orders.
+    assert len(plans) == 2
+    assert all("ix_trade_order_status" in plan for plan in plans), plans
