@@ -163,6 +163,7 @@ class PaperVenue:
         self._snapshots: dict[int, tuple[Any, ...]] = {}
         self._created: list[VenueOrder] = []
         self._fills: list[VenueFill] = []
+        self._paid: dict[int, Decimal] = {}  # commission of the orders this transaction filled
         self._positions: dict[str, VenuePosition] = {}
         self._stored_positions: dict[str, tuple[Decimal, Decimal] | None] = {}
         self._quoted: dict[str, Decimal] = {}  # prices this transaction already worked
@@ -404,6 +405,9 @@ class PaperVenue:
                 self._remember(self._orders[values["b_id"]], values["b_id"])
         if self._fills:
             connection.execute(_INSERT_FILL, [self._fill_values(fill) for fill in self._fills])
+            for fill in self._fills:
+                order_id = fill.order.id or 0
+                self._paid[order_id] = self._paid.get(order_id, Decimal(0)) + fill.commission
             self._fills = []
         self._flush_positions()
         if self._stored_cash is not None and self.cash != self._stored_cash:

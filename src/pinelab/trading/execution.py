@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, defer, raiseload
 
@@ -75,8 +75,8 @@ class _Execution:
     strategy: Strategy
     intent: AlertIntent
     accounts: list[BrokerAccount]
-    stored: frozenset[str]  # client ids of the orders already stored for this signal
-    working: frozenset[tuple[int, str]]  # (account id, symbol) where we have working orders
+    stored: frozenset[int]  # accounts where an order is already stored for this signal
+    working: frozenset[int]  # accounts where we have working orders in the signal's ticker
     outcomes: list[Outcome] = field(default_factory=list)
     retryable: list[RetryableBrokerError] = field(default_factory=list)
     finished: bool = False
@@ -144,19 +144,29 @@ async def reopen_signal(session: AsyncSession, signal_id: int) -> None:
         signal.executed_at = None
 
 
-_Loaded = tuple[
-    Signal, Strategy, AlertIntent, list[BrokerAccount], frozenset[str], frozenset[tuple[int, str]]
-]
+_Loaded = tuple[Signal, Strategy, AlertIntent, list[BrokerAccount], frozenset[int], frozenset[int]]
 
 
 def _load(session: Session, signal_id: int) -> _Loaded | None:
-    """Read the signal, its strategy and live accounts, and what we already hold for them."""
+    """Read the signal, its strategy and live accounts, and what we already hold there: one query.
+
+    Per account: whether an order is stored for this signal (a retry, a replay), and whether we
+    have working orders in the signal's ticker (a quote-driven venue's price may fill them).
+    """
     live = and_(
         BrokerAccount.id == StrategyBrokerAccount.broker_account_id,
         BrokerAccount.archived_at.is_(None),
     )
+    stored = exists().where(
+        Order.signal_id == Signal.id, Order.broker_account_id == BrokerAccount.id
+    )
+    working = exists().where(
+        orders.account_column(session) == BrokerAccount.id,
+        Order.status.in_(orders.WORKING),
+        Order.ticker == Signal.ticker,
+    )
     query = (
-        select(Signal, Strategy, BrokerAccount)
+        select(Signal, Strategy, BrokerAccount, stored, working)
         .join(Strategy, Strategy.id == Signal.strategy_id)
         .outerjoin(StrategyBrokerAccount, StrategyBrokerAccount.strategy_id == Strategy.id)
         .outerjoin(BrokerAccount, live)
@@ -171,10 +181,10 @@ def _load(session: Session, signal_id: int) -> _Loaded | None:
     if signal.status != "accepted" or signal.intent is None:
         return None
     accounts = [row[2] for row in rows if row[2] is not None]
-    stored = session.scalars(select(Order.client_order_id).where(Order.signal_id == signal_id))
-    working = orders.working_symbols(session, [account.id for account in accounts])
+    with_orders = frozenset(row[2].id for row in rows if row[2] is not None and row[3])
+    with_working = frozenset(row[2].id for row in rows if row[2] is not None and row[4])
     intent = AlertIntent.from_record(signal.intent)
-    return signal, strategy, intent, accounts, frozenset(stored), frozenset(working)
+    return signal, strategy, intent, accounts, with_orders, with_working
 
 
 async def _execute_in_account(run: _Execution, account: BrokerAccount) -> Outcome:
@@ -207,8 +217,8 @@ async def _trade(run: _Execution, step: _Step) -> Outcome:
 def _observe_first(run: _Execution, step: _Step) -> bool:
     """Tell whether a quote-driven venue must see the price before the order is sized."""
     return isinstance(step.broker, QuoteDriven) and (
-        (step.account.id, step.symbol) in run.working
-        or step.client_id in run.stored
+        step.account.id in run.working
+        or step.account.id in run.stored
         or needs_equity(run.intent, run.strategy)
     )
 
@@ -358,7 +368,7 @@ def _prepare(session: Session, run: _Execution, step: _Step, equity: Decimal | N
         orders.mark_price(
             session, broker_account_id=account.id, ticker=intent.ticker, price=intent.price
         )
-    if step.client_id in run.stored:
+    if account.id in run.stored:
         existing = orders.find_order(session, step.client_id)
         if existing is not None:
             return _Prepared(existing=existing)

@@ -246,7 +246,7 @@ def mark_price(session: Session, *, broker_account_id: int, ticker: str, price: 
     )
 
 
-def _account_term(session: Session) -> ColumnElement[int]:
+def account_column(session: Session) -> ColumnElement[int]:
     """Return the account column for a lookup of working orders.
 
     Working orders are few among an account's many: SQLite (no statistics) must take the
@@ -255,14 +255,6 @@ def _account_term(session: Session) -> ColumnElement[int]:
     sqlite = session.get_bind().dialect.name == "sqlite"
     column = Order.broker_account_id.expression
     return column + 0 if sqlite else column
-
-
-def working_symbols(session: Session, broker_account_ids: list[int]) -> set[tuple[int, str]]:
-    """Return the (account, symbol) pairs where we have working orders."""
-    query = select(Order.broker_account_id, Order.symbol).where(
-        _account_term(session).in_(broker_account_ids), Order.status.in_(WORKING)
-    )
-    return {(row[0], row[1]) for row in session.execute(query.distinct())}
 
 
 def open_orders(
@@ -274,7 +266,7 @@ def open_orders(
 ) -> list[Order]:
     """Return our orders at an account that are still working."""
     query = select(Order).where(
-        _account_term(session) == broker_account_id, Order.status.in_(WORKING)
+        account_column(session) == broker_account_id, Order.status.in_(WORKING)
     )
     if symbol is not None:
         query = query.where(Order.symbol == symbol)
