@@ -38,7 +38,6 @@ from pinelab.accounts.models import User
 from pinelab.clock import now
 from pinelab.db import Database
 from pinelab.db.base import UTCDateTime
-from pinelab.db.prepared import PreparedConnection
 from pinelab.jobs.models import DeadLetter, Job, JobAttempt
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
@@ -188,9 +187,6 @@ async def claim_and_run(
     claimed: list[Job] = []
 
     def take_and_run(connection: Connection) -> list[Claimed]:
-        if connection.dialect.name == "sqlite":
-            # Offers what the claim and the inline handlers use of a Connection, faster.
-            connection = cast(Connection, PreparedConnection(connection))
         done: list[Claimed] = []
         while len(done) < limit:
             job = _claim_in(connection, owner, lease_seconds, started)

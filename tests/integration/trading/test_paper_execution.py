@@ -94,7 +94,8 @@ async def test_working_order_lookups_take_the_status_index_on_sqlite(
 
     def explain(_: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         if statement.startswith("SELECT") and "status" in statement:
-            rows = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            rows = cursor.fetchall()
             plans.append(" ".join(str(row[-1]) for row in rows))
 
     def look(session: Session) -> None:
