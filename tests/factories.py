@@ -92,7 +92,7 @@ async def stored_job(db: Database, job_id: int) -> Job:
 
 
 async def close_context(context: AppContext) -> None:
-    """Close what `build_context` opened (the signal writer's commit process too, if started)."""
+    """Close what `build_context` opened."""
     if context.signal_writer is not None:
         await context.signal_writer.stop()
     await context.brokers.close()
