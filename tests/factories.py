@@ -98,7 +98,7 @@ async def execute(context: AppContext, signal_id: int) -> None:
 
 
 async def close_context(context: AppContext) -> None:
-    """Close what `build_context` opened (the signal writer's commit process too, if started)."""
+    """Close what `build_context` opened."""
     if context.signal_writer is not None:
         await context.signal_writer.stop()
     await context.brokers.close()

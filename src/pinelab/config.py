@@ -41,7 +41,6 @@ class Settings(BaseSettings):
     tradingview_ips_only: bool = False
     trusted_proxies: list[str] = Field(default_factory=list)
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
-    sqlite_commit_process: bool = True
     db_pool_size: int = Field(10, ge=1, le=200)
 
     worker_enabled: bool = True

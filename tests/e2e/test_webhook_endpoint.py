@@ -89,7 +89,7 @@ async def test_a_database_that_cannot_store_the_alert_is_503_and_nothing_is_ackn
     async def disk_full(*_: Any, **__: Any) -> Any:
         raise OperationalError("INSERT INTO signal", {}, sqlite3.OperationalError("disk is full"))
 
-    # The batch's commit fails, wherever it is made (the event loop or the commit process).
+    # The batch's commit fails (a full disk, say).
     monkeypatch.setattr(writer, "_commit", disk_full)
     response = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     assert response.status_code == 503

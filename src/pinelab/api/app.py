@@ -29,7 +29,6 @@ from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
-from pinelab.signals.committer import CommitProcess, runs_beside
 from pinelab.signals.router import WebhookEndpoint, webhook_router
 from pinelab.signals.router import router as signals_router
 from pinelab.signals.service import Ingestor
@@ -62,10 +61,7 @@ def build_context(settings: Settings) -> AppContext:
     )
     context.worker = Worker(context)
     register_periodic_jobs(context.worker)
-    process = None
-    if settings.sqlite_commit_process and runs_beside(db.url):
-        process = CommitProcess(db.url, settings.sqlite_synchronous)
-    context.signal_writer = SignalWriter(db, on_commit=context.worker.wake, process=process)
+    context.signal_writer = SignalWriter(db, on_commit=context.worker.wake)
     context.ingestor = Ingestor(
         tokens=context.tokens,
         writer=context.signal_writer,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -43,44 +42,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        """On SQLite, one function from an aware datetime to the stored text.
-
-        The generic path (this decorator's `process_bind_param`, then SQLite's DATETIME
-        processor) gives the same text through two layers of wrappers and a dict per value;
-        timestamps are on every row of the webhook's hot path.
-        """
-        if dialect.name == "sqlite":
-            return sqlite_utc_text
-        return super().bind_processor(dialect)
-
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def sqlite_utc_text(value: datetime | None) -> str | None:
-    """Return the text a `UTCDateTime` is stored as on SQLite: UTC, always with microseconds.
-
-    It is SQLAlchemy's SQLite DATETIME storage format, so the text sorts and compares as Core's
-    own, and reads back through Core.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - faster than f-string/strftime
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
 
 
 class Money(TypeDecorator[Decimal]):

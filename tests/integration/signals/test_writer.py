@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, event, func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from pinelab.clock import now
 from pinelab.db import Database
@@ -19,7 +19,7 @@ from pinelab.jobs.models import Job
 from pinelab.signals import writer as writer_module
 from pinelab.signals.models import Signal
 from pinelab.signals.writer import ACCEPTED, PendingSignal, SignalWriter
-from tests.factories import seed_strategy, signal_values
+from tests.factories import Seeded, seed_strategy, signal_values
 
 
 async def _write_concurrently(db: Database, items: list[PendingSignal]) -> list[tuple[int, str]]:
@@ -60,7 +60,7 @@ async def test_a_repeat_within_a_batch_points_at_the_alert_of_the_batch_it_repea
         PendingSignal(dict(values), job_kind="execute_signal", duplicate_window_seconds=60)
         for values in keyed + unkeyed
     ]
-    outcomes = await db.run_transaction(lambda c: writer_module.store_batch(c, batch))
+    outcomes = await _write_concurrently(db, batch)  # one batch: handed over at once
     ids = [signal_id for signal_id, _ in outcomes]
     assert [status for _, status in outcomes] == [
         "accepted",
@@ -80,7 +80,7 @@ async def test_a_repeat_within_a_batch_points_at_the_alert_of_the_batch_it_repea
     ]
 
 
-async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
+async def test_sqlite_commits_at_the_configured_level_and_survive_a_reopen(
     durable_db: Database, durable_path: Path
 ) -> None:
     seeded = await seed_strategy(durable_db)
@@ -89,13 +89,8 @@ async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
         PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
     )
     assert status == "accepted"
-
-    def level_of(connection: Connection) -> object:
-        return connection.exec_driver_sql("PRAGMA synchronous").scalar()
-
-    durable_level = await durable_db.run_transaction(level_of, durable=True)
-    level = await durable_db.run_transaction(level_of)
-    assert (durable_level, level) == (2, 1)  # FULL for acknowledgements, NORMAL otherwise
+    async with durable_db.transaction() as session:
+        assert await session.scalar(text("PRAGMA synchronous")) == 2  # FULL
     await durable_db.dispose()
     reopened = Database(f"sqlite+aiosqlite:///{durable_path}")
     try:
@@ -105,59 +100,27 @@ async def test_durable_sqlite_commit_is_full_and_everything_else_normal(
         await reopened.dispose()
 
 
-async def test_durable_statements_run_on_the_loop_and_only_the_commit_on_the_commit_thread(
-    durable_db: Database,
+async def test_an_alert_whose_caller_went_away_is_stored_and_the_others_answered(
+    db: Database,
 ) -> None:
-    threads: dict[str, str] = {}
-    event.listen(
-        durable_db._inline_sqlite_engine(),
-        "commit",
-        lambda _connection: threads.setdefault("commit", threading.current_thread().name),
-    )
-    seeded = await seed_strategy(durable_db)
-
-    def work(connection: Connection) -> None:
-        threads["statements"] = threading.current_thread().name
-        connection.execute(insert(Signal), signal_values(seeded.strategy_id, seeded.user_id, "k"))
-
-    await durable_db.run_transaction(work, durable=True)
-    assert threads == {
-        "statements": threading.main_thread().name,  # the event loop's thread
-        "commit": "pinelab-commit_0",
-    }
-
-
-async def test_a_durable_batch_cancelled_during_its_commit_lets_the_commit_finish_first(
-    durable_db: Database,
-) -> None:
-    committing, release = threading.Event(), threading.Event()
-
-    def slow_commit(_connection: Connection) -> None:
-        committing.set()
-        release.wait(5)
-
-    seeded = await seed_strategy(durable_db)
-    engine = durable_db._inline_sqlite_engine()
-    event.listen(engine, "commit", slow_commit)
-
-    def work(connection: Connection) -> None:
-        connection.execute(insert(Signal), signal_values(seeded.strategy_id, seeded.user_id, "k"))
-
-    batch = asyncio.ensure_future(durable_db.run_transaction(work, durable=True))
+    seeded = await seed_strategy(db)
+    writer = SignalWriter(db)
+    await writer.start()
     try:
-        assert await asyncio.to_thread(committing.wait, 5)
-        batch.cancel()
-        await asyncio.sleep(0.05)
-        assert not batch.done()  # still waiting for the commit: the connection stays its own
+        gone = asyncio.ensure_future(
+            writer.write(PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "a")))
+        )
+        staying = writer.write(
+            PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "b"))
+        )
+        gone.cancel()  # the client closed its connection before the batch committed
+        _, status = await asyncio.wait_for(staying, 10)
     finally:
-        release.set()
-    with pytest.raises(asyncio.CancelledError):
-        await batch
-    event.remove(engine, "commit", slow_commit)
-    count = await durable_db.run_transaction(
-        lambda c: c.execute(select(func.count()).select_from(Signal)).scalar_one(), durable=True
-    )
-    assert count == 1  # the commit went through; the next batch got the connection
+        await writer.stop()
+    assert status == ACCEPTED
+    async with db.session() as session:
+        keys = set((await session.scalars(select(Signal.idempotency_key))).all())
+    assert keys == {"a", "b"}
 
 
 async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
@@ -187,23 +150,23 @@ async def test_stored_rows_read_back_exactly_as_written(db: Database) -> None:
     )
     assert job.run_at.tzinfo is not None
     if db.is_sqlite:  # dates are text on SQLite: the same text as Core writes, so they sort right
-        stored = await db.run_transaction(
-            lambda c: c.exec_driver_sql(
-                f"SELECT received_at, typeof(received_at) FROM signal WHERE id = {signal_id}"
-            ).one()
-        )
-        assert tuple(stored) == ("2026-03-01 14:30:00.000000", "text")
+        async with db.session() as session:
+            stored = await session.execute(
+                text("SELECT received_at, typeof(received_at) FROM signal WHERE id = :id"),
+                {"id": signal_id},
+            )
+        assert tuple(stored.one()) == ("2026-03-01 14:30:00.000000", "text")
 
 
 async def test_a_batch_of_mixed_alerts_maps_each_id_to_its_own_row_and_job(db: Database) -> None:
     seeded = await seed_strategy(db)
     # A row stored another way first: the batch's ids continue after it.
-    earlier = await db.run_transaction(
-        lambda c: c.execute(
+    async with db.transaction() as session:
+        earlier = await session.scalar(
             insert(Signal).returning(Signal.id),
             signal_values(seeded.strategy_id, seeded.user_id, "x"),
-        ).scalar_one()
-    )
+        )
+    assert earlier is not None
     items = []
     for index in range(12):
         values = signal_values(seeded.strategy_id, seeded.user_id, f"m{index % 9}", f"body {index}")
@@ -224,34 +187,6 @@ async def test_a_batch_of_mixed_alerts_maps_each_id_to_its_own_row_and_job(db: D
     assert sorted(job.payload["signal_id"] for job in jobs) == sorted(accepted)
     # m0..m8 once each, minus the rejected ones; index 9..11 repeat m0..m2
     assert [status for _, status in outcomes].count("duplicate") == 2
-
-
-async def test_a_batch_over_sqlites_parameter_limit_is_split_across_statements(
-    durable_db: Database,
-) -> None:
-    # Older SQLite builds allow 999 parameters a statement; here, 50: three signal rows.
-    engine = durable_db._inline_sqlite_engine()
-    with engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 50)
-    seeded = await seed_strategy(durable_db)
-    items = [
-        PendingSignal(
-            signal_values(seeded.strategy_id, seeded.user_id, f"s{i}", f"body {i}"),
-            job_kind="execute_signal",
-        )
-        for i in range(20)
-    ]
-    outcomes = await _write_concurrently(durable_db, items)
-    assert [status for _, status in outcomes] == [ACCEPTED] * 20
-    async with durable_db.session() as session:
-        rows = {s.id: s.raw_body for s in (await session.scalars(select(Signal))).all()}
-        jobs = (await session.scalars(select(Job))).all()
-    assert {rows[signal_id] for signal_id, _ in outcomes} == {f"body {i}" for i in range(20)}
-    for item, (signal_id, _) in zip(items, outcomes, strict=True):
-        assert rows[signal_id] == item.values["raw_body"]
-    assert sorted(job.payload["signal_id"] for job in jobs) == sorted(rows)
 
 
 async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
@@ -277,12 +212,9 @@ async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
         since = now() - timedelta(seconds=60)
         query = writer_module.window_query(signal_values(seeded.strategy_id, 0, None), since)
         sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
-
-        def plan(connection: Connection) -> str:
-            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
-            return " ".join(str(row[-1]) for row in rows)
-
-        assert "USING INDEX ix_signal_unkeyed_body_hash" in await db.run_transaction(plan)
+        async with db.session() as session:
+            rows = await session.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "USING INDEX ix_signal_unkeyed_body_hash" in " ".join(str(r[-1]) for r in rows)
 
 
 async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_error(
@@ -296,8 +228,8 @@ async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_e
     real = writer_module._keys_by_strategy
     misses = iter([True])  # the first look misses the stored key, as if it landed just after
 
-    def racing(batch: list[PendingSignal]) -> dict[int, list[str]]:
-        return {} if next(misses, False) else real(batch)
+    def racing(rows: list[dict[str, Any]]) -> dict[int, list[str]]:
+        return {} if next(misses, False) else real(rows)
 
     monkeypatch.setattr(writer_module, "_keys_by_strategy", racing)
     signal_id, status = await writer.write(
@@ -313,94 +245,74 @@ async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_e
         assert await session.scalar(select(func.count()).select_from(Job)) == 0
 
 
-async def test_acknowledged_alerts_reach_the_database_file_through_background_checkpoints(
-    durable_db: Database, durable_path: Path, monkeypatch: pytest.MonkeyPatch
+BIG_BODY = "x" * 8000  # two pages of WAL an alert: a stream that would grow it fast
+
+
+async def _stream(db: Database, seeded: Seeded, batches: int, batch_size: int = 20) -> list[int]:
+    """Commit `batches` batches of distinct alerts one after the other; return their ids."""
+    ids: list[int] = []
+    for batch in range(batches):
+        items = [
+            PendingSignal(
+                signal_values(
+                    seeded.strategy_id, seeded.user_id, f"{batch}-{i}", f"{batch}-{i} {BIG_BODY}"
+                ),
+                job_kind="execute_signal",
+            )
+            for i in range(batch_size)
+        ]
+        ids.extend(signal_id for signal_id, _ in await _write_concurrently(db, items))
+    return ids
+
+
+async def test_the_wal_stays_bounded_under_a_steady_stream_of_alerts(
+    durable_db: Database, durable_path: Path
 ) -> None:
-    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.0)
     seeded = await seed_strategy(durable_db)
-    writer = SignalWriter(durable_db)
-    signal_id, _ = await writer.write(
-        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
-    )
+    wal = durable_path.with_name(durable_path.name + "-wal")
+    reading = True
 
-    def autocheckpoint(connection: Connection) -> object:
-        return connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    async def reader() -> None:  # the worker and the API read meanwhile
+        while reading:
+            async with durable_db.session() as session:
+                await session.scalar(select(func.count()).select_from(Job))
+            await asyncio.sleep(0)
 
-    # The loop's connection never checkpoints; the thread's keeps SQLite's default.
-    assert await durable_db.run_transaction(autocheckpoint, durable=True) == 0
-    assert await durable_db.run_transaction(autocheckpoint) == 1000
-    assert await _reaches_the_file(durable_path, signal_id)
+    readers = [asyncio.ensure_future(reader()) for _ in range(2)]
+    largest = 0
+    try:
+        for _ in range(30):
+            await _stream(durable_db, seeded, batches=5)
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        reading = False
+        await asyncio.gather(*readers)
+    # Twice the checkpoint's threshold (4 MB of pages), where the stream wrote ~30 MB in all.
+    bound = 2 * engine_module.WAL_AUTOCHECKPOINT_PAGES * 4096
+    assert largest <= bound, f"WAL grew to {largest} bytes"
+    async with durable_db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Signal)) == 30 * 5 * 20
 
 
-async def test_an_alert_committed_just_after_a_checkpoint_reaches_the_file_without_more_alerts(
-    durable_db: Database, durable_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_committed_alerts_are_in_the_database_file_once_sqlite_checkpointed(
+    durable_db: Database, durable_path: Path
 ) -> None:
-    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 0.5)
     seeded = await seed_strategy(durable_db)
-    writer = SignalWriter(durable_db)
-    first, _ = await writer.write(
-        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "a"))
-    )
-    assert await _reaches_the_file(durable_path, first)  # that commit's checkpoint is done
-    # Within the interval: no checkpoint now, and no later commit to trigger one; the timer
-    # this commit set runs it.
-    second, _ = await writer.write(
-        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "b"))
-    )
-    assert await _reaches_the_file(durable_path, second)
-
-
-async def test_alerts_committed_during_a_checkpoint_are_folded_in_and_the_wal_starts_over(
-    durable_db: Database, durable_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Under a steady stream the WAL must not grow without end: what batches committed while the
-    # checkpoint copied the bulk is copied too, before the next commit, which then writes the
-    # WAL from its start.
-    monkeypatch.setattr(engine_module, "CHECKPOINT_SECONDS", 60.0)  # no timer in this test
-    real_checkpoint = engine_module._checkpoint
-    first_pass_done, resume = threading.Event(), threading.Event()
-    passes = 0
-
-    def checkpoint(engine: Engine) -> None:
-        nonlocal passes
-        real_checkpoint(engine)
-        passes += 1
-        if passes == 1:  # hold the bulk pass open while another batch commits
-            first_pass_done.set()
-            resume.wait(10)
-
-    monkeypatch.setattr(engine_module, "_checkpoint", checkpoint)
-    seeded = await seed_strategy(durable_db)
-    writer = SignalWriter(durable_db)
-    loop = asyncio.get_running_loop()
-    await writer.write(PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "a")))
-    assert await loop.run_in_executor(None, first_pass_done.wait, 10)
-    during, _ = await writer.write(
-        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "b"))
-    )
-    folding = durable_db._checkpointing
-    assert folding is not None
-    resume.set()
-    await folding
-    assert passes == 2
-    assert _in_database_file(durable_path, during)  # copied by the pass under the write lock
+    [first, *_] = await _stream(durable_db, seeded, batches=1)
+    assert not _in_database_file(durable_path, first)  # in the WAL only, so far
     sequence = _wal_checkpoint_sequence(durable_path)
-    await writer.write(PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "c")))
-    assert _wal_checkpoint_sequence(durable_path) == sequence + 1  # the WAL started over
+    for _ in range(100):  # until the WAL was copied into the database and started over
+        await _stream(durable_db, seeded, batches=1)
+        if _wal_checkpoint_sequence(durable_path) != sequence:
+            break
+    assert _wal_checkpoint_sequence(durable_path) != sequence
+    assert _in_database_file(durable_path, first)
 
 
 def _wal_checkpoint_sequence(database: Path) -> int:
     """Read the WAL header's checkpoint sequence number: SQLite adds one when it restarts."""
     header = database.with_name(database.name + "-wal").read_bytes()[:32]
     return int.from_bytes(header[12:16], "big")
-
-
-async def _reaches_the_file(path: Path, signal_id: int) -> bool:
-    for _ in range(150):  # checkpoints run on their own thread
-        if _in_database_file(path, signal_id):
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 def _in_database_file(path: Path, signal_id: int) -> bool:

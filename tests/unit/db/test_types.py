@@ -1,4 +1,4 @@
-"""Column types: the fast SQLite timestamp text is exactly what SQLAlchemy's own path stores."""
+"""Column types: UTC timestamps are stored as SQLAlchemy's own text on SQLite, aware elsewhere."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.sqlite.base import DATETIME
 
-from pinelab.db.base import UTCDateTime, sqlite_utc_text
+from pinelab.db.base import UTCDateTime
 
 SQLITE = sqlite.dialect()
 _CORE_TEXT = DATETIME().bind_processor(SQLITE)
@@ -24,28 +24,28 @@ aware_datetimes = st.datetimes(  # hypothesis bounds are naive; the values get a
 )
 
 
-@given(aware_datetimes)
-def test_sqlite_text_is_sqlalchemys_datetime_text_of_the_utc_time(value: datetime) -> None:
-    assert _CORE_TEXT is not None
-    expected = _CORE_TEXT(value.astimezone(UTC).replace(tzinfo=None))
-    assert sqlite_utc_text(value) == expected
+def _sqlite_text(value: datetime | None) -> object:
     processor = UTCDateTime().dialect_impl(SQLITE).bind_processor(SQLITE)
     assert processor is not None
-    assert processor(value) == expected
+    return processor(value)
+
+
+@given(aware_datetimes)
+def test_sqlite_stores_sqlalchemys_datetime_text_of_the_utc_time(value: datetime) -> None:
+    assert _CORE_TEXT is not None
+    assert _sqlite_text(value) == _CORE_TEXT(value.astimezone(UTC).replace(tzinfo=None))
 
 
 def test_sqlite_text_keeps_microseconds_and_pads_the_year() -> None:
-    assert sqlite_utc_text(datetime(2026, 3, 1, 14, 30, tzinfo=UTC)) == "2026-03-01 14:30:00.000000"
-    assert (
-        sqlite_utc_text(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "0999-01-02 03:04:05.000006"
-    )
-    assert sqlite_utc_text(None) is None
+    assert _sqlite_text(datetime(2026, 3, 1, 14, 30, tzinfo=UTC)) == "2026-03-01 14:30:00.000000"
+    assert _sqlite_text(datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "0999-01-02 03:04:05.000006"
+    assert _sqlite_text(None) is None
 
 
 def test_naive_datetimes_are_refused_on_every_dialect() -> None:
     naive = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of the test
     with pytest.raises(ValueError, match="naive"):
-        sqlite_utc_text(naive)
+        _sqlite_text(naive)
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime().process_bind_param(naive, postgresql.dialect())
 
