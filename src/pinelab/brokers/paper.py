@@ -139,9 +139,7 @@ class PaperBroker:
         return work(PaperVenue(session.connection(), self.config))
 
     async def _write(self, work: Callable[[PaperVenue], T]) -> T:
-        async with self._db.transaction() as session:
-            return await session.run_sync(self._run, work)
+        return await self._db.run(lambda s: self._run(s, work))
 
     async def _read(self, work: Callable[[PaperVenue], T]) -> T:
-        async with self._db.session() as session:
-            return await session.run_sync(self._run, work)
+        return await self._db.run(lambda s: self._run(s, work), write=False)

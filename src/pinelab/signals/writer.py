@@ -136,8 +136,7 @@ class SignalWriter:
 
     async def _commit(self, batch: list[PendingSignal]) -> list[PendingSignal]:
         """Store the batch in one transaction; answer each alert once it committed."""
-        async with self._db.transaction() as session:
-            rows = await session.run_sync(lambda sync: store_batch(sync.connection(), batch))
+        rows = await self._db.run(lambda sync: store_batch(sync.connection(), batch))
         for item, (signal_id, values) in zip(batch, rows, strict=True):
             item.values = values
             if not item.future.done():  # else its caller went away (a closed connection)

@@ -112,8 +112,7 @@ async def execute_signal(
     signal_id: int, *, db: Database, brokers: BrokerRegistry, metrics: Metrics
 ) -> None:
     """Place the orders an accepted signal asks for in every bound account."""
-    async with db.session() as session:
-        loaded = await session.run_sync(_load, signal_id)
+    loaded = await db.run(lambda s: _load(s, signal_id), write=False)
     if loaded is None:
         return
     run = _Execution(db, brokers, metrics, *loaded)
@@ -231,12 +230,11 @@ async def _observe_price(run: _Execution, step: _Step) -> None:
     if isinstance(step.broker, QuoteDriven):
         await step.broker.update_price(step.symbol, price)
         step.quoted = True
-    async with run.db.transaction() as session:
-        await session.run_sync(
-            lambda s: orders.mark_price(
-                s, broker_account_id=step.account.id, ticker=run.intent.ticker, price=price
-            )
+    await run.db.run(
+        lambda s: orders.mark_price(
+            s, broker_account_id=step.account.id, ticker=run.intent.ticker, price=price
         )
+    )
     if step.quoted:
         await sync_open_orders(
             step.broker,
@@ -251,10 +249,9 @@ async def sync_open_orders(
     broker: Broker, *, db: Database, metrics: Metrics, account_id: int, symbol: str | None = None
 ) -> int:
     """Ask the venue about our working orders and record what changed; return how many changed."""
-    async with db.session() as session:
-        working = await session.run_sync(
-            lambda s: orders.open_orders(s, broker_account_id=account_id, symbol=symbol)
-        )
+    working = await db.run(
+        lambda s: orders.open_orders(s, broker_account_id=account_id, symbol=symbol), write=False
+    )
     changed = 0
     for order in working:
         if order.broker_order_id is not None:
@@ -293,23 +290,22 @@ async def record_report(
             finish_signal(session, finish)
         return changed, before, after
 
-    async with db.transaction() as session:
-        changed, before, after = await session.run_sync(record)
+    changed, before, after = await db.run(record)
     if after is not None and after != before:
         metrics.order_status(after)
     return changed
 
 
 async def _cancel_open(run: _Execution, step: _Step) -> Outcome:
-    async with run.db.session() as session:
-        working = await session.run_sync(
-            lambda s: orders.open_orders(
-                s,
-                broker_account_id=step.account.id,
-                symbol=step.symbol,
-                strategy_id=run.strategy.id,
-            )
-        )
+    working = await run.db.run(
+        lambda s: orders.open_orders(
+            s,
+            broker_account_id=step.account.id,
+            symbol=step.symbol,
+            strategy_id=run.strategy.id,
+        ),
+        write=False,
+    )
     for order in working:
         if order.broker_order_id is not None:
             report = await step.broker.cancel_order(order.broker_order_id)
@@ -322,8 +318,7 @@ async def _place(run: _Execution, step: _Step) -> Outcome:
     equity = None
     if needs_equity(run.intent, run.strategy):
         equity = (await step.broker.fetch_account()).equity
-    async with run.db.transaction() as session:
-        prepared = await session.run_sync(_prepare, run, step, equity)
+    prepared = await run.db.run(lambda s: _prepare(s, run, step, equity))
     if prepared.refusal is not None:
         raise prepared.refusal
     existing = prepared.existing
@@ -437,12 +432,10 @@ async def _refuse(run: _Execution, client_id: str, event: LifecycleEvent) -> Non
         orders.move(session, order, event)
         return order.status
 
-    async with run.db.transaction() as session:
-        status = await session.run_sync(refuse)
+    status = await run.db.run(refuse)
     if status is not None:
         run.metrics.order_status(status)
 
 
 async def _finish_signal(db: Database, finish: SignalFinish) -> None:
-    async with db.transaction() as session:
-        await session.run_sync(finish_signal, finish)
+    await db.run(lambda s: finish_signal(s, finish))

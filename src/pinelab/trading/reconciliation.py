@@ -247,8 +247,7 @@ class Reconciler:
             fills = _fill_count(session, order.id) - fills_before
             return order, before, fills, changed, conflict
 
-        async with self.db.transaction() as session:
-            applied = await session.run_sync(apply)
+        applied = await self.db.run(apply)
         if applied is None:
             return
         order, before, fills, changed, conflict = applied
@@ -270,8 +269,7 @@ class Reconciler:
                 orders.move(session, order, OrderFailed(NEVER_REACHED))
             return order, waiting
 
-        async with self.db.transaction() as session:
-            resolved = await session.run_sync(resolve)
+        resolved = await self.db.run(resolve)
         if resolved is None:
             return
         order, waiting = resolved
