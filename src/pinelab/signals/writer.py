@@ -396,7 +396,12 @@ def _new_jobs(batch: list[PendingSignal], ids: list[int], moment: datetime) -> l
     """The column values of the jobs of the batch's accepted signals, created together."""
     return [
         job_values(
-            kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts, moment=moment
+            kind,
+            {"signal_id": signal_id},
+            max_attempts=item.job_max_attempts,
+            moment=moment,
+            user_id=item.values["user_id"],
+            strategy_id=item.values["strategy_id"],
         )
         for item, signal_id in zip(batch, ids, strict=True)
         if (kind := _job_kind(item)) is not None
