@@ -22,6 +22,19 @@ class ErrorDetail:
         return {"field": self.field, "message": self.message, "type": self.type}
 
 
+class RetryableError(Exception):
+    """A temporary failure: the job that met it is tried again later, with backoff.
+
+    `retry_after` is how many seconds the other side asked us to wait (e.g. HTTP Retry-After).
+    """
+
+    retry_after: float | None = None
+
+
+class PermanentError(Exception):
+    """A failure that trying again will not cure: the job that met it is given up at once."""
+
+
 class BusinessLogicError(Exception):
     """A request that the rules refuse; the base of every domain error."""
 

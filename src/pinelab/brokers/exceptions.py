@@ -6,6 +6,8 @@ not be at the venue: look it up by client_order_id before anything else.
 
 from __future__ import annotations
 
+from pinelab.errors import PermanentError, RetryableError
+
 
 class BrokerError(Exception):
     """Something went wrong at or on the way to a broker."""
@@ -15,7 +17,7 @@ class BrokerError(Exception):
         self.message = message
 
 
-class RetryableBrokerError(BrokerError):
+class RetryableBrokerError(BrokerError, RetryableError):
     """A temporary failure; trying again later may succeed."""
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
@@ -35,7 +37,7 @@ class AmbiguousBrokerError(BrokerError):
     """The request may have reached the venue: the order may or may not exist."""
 
 
-class PermanentBrokerError(BrokerError):
+class PermanentBrokerError(BrokerError, PermanentError):
     """A failure that will not go away by trying again."""
 
 

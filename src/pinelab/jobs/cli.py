@@ -14,8 +14,8 @@ from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.errors import BusinessLogicError
 from pinelab.jobs import dead_letters
+from pinelab.jobs.dead_letters import ReplayHook
 from pinelab.jobs.schemas import DeadLetterDetail, DeadLetterRead
-from pinelab.jobs.worker import default_job_types
 from pinelab.ops.heap import startup_heap_frozen
 
 log = structlog.get_logger(__name__)
@@ -74,6 +74,14 @@ def _run(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
         raise typer.Exit(2) from None
 
 
+def _replay_hooks(settings: Settings) -> dict[str, ReplayHook]:
+    """Return the replay hooks of the job kinds this installation registers."""
+    from pinelab.api.app import build_context
+
+    worker = build_context(settings).worker
+    return worker.replay_hooks if worker is not None else {}
+
+
 def _settings(ctx: typer.Context) -> Settings:
     settings = ctx.obj
     if not isinstance(settings, Settings):
@@ -122,7 +130,7 @@ def show_command(ctx: typer.Context, dead_letter_id: LetterId) -> None:
 def replay_command(ctx: typer.Context, dead_letter_id: LetterId) -> None:
     """Queue a dead letter's job again with a fresh attempt budget."""
     settings = _settings(ctx)
-    hooks = {kind: t.on_replay for kind, t in default_job_types().items() if t.on_replay}
+    hooks = _replay_hooks(settings)
 
     async def replay(db: Database) -> int:
         async with db.transaction() as session:

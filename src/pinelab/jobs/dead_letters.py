@@ -1,4 +1,4 @@
-"""Dead letters: jobs given up, for admins to inspect, replay or discard; their owners are told.
+"""Dead letters: jobs given up, for admins to inspect, replay or discard.
 
 A dead letter is written by `queue.bury` in the transaction that buries its job. Replaying puts
 the same job row back in the queue with a fresh attempt budget (its kind's `on_replay` hook
@@ -15,20 +15,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinelab.accounts.models import User
 from pinelab.clock import now
-from pinelab.config import Settings
 from pinelab.errors import ConflictError
 from pinelab.jobs import queue
 from pinelab.jobs.exceptions import DeadLetterNotFound, DeadLetterResolved
 from pinelab.jobs.models import DeadLetter, Job, JobAttempt
-from pinelab.notify.email import SEND_EMAIL, enqueue_email, render_email
-from pinelab.signals.queries import fetch_page
-from pinelab.strategies.models import Strategy
 
 REPLAYED = "replayed"
 DISCARDED = "discarded"
 REDACTED = "[redacted]"
+HIDDEN_KEYS = frozenset({"text", "html"})
 
 ReplayHook = Callable[[AsyncSession, Job], Awaitable[None]]
 
@@ -41,11 +37,9 @@ class DeadLetterRecord:
     attempts: list[JobAttempt]
 
 
-def public_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Return a payload fit to show an admin: email bodies (which may hold links) are hidden."""
-    if kind != SEND_EMAIL:
-        return payload
-    return {key: REDACTED if key in ("text", "html") else value for key, value in payload.items()}
+def public_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Return a payload fit to show an admin: message bodies (which may hold links) are hidden."""
+    return {key: REDACTED if key in HIDDEN_KEYS else value for key, value in payload.items()}
 
 
 async def list_dead_letters(
@@ -62,7 +56,13 @@ async def list_dead_letters(
         query = query.where(DeadLetter.kind == kind)
     if unresolved_only:
         query = query.where(DeadLetter.resolved_at.is_(None))
-    return await fetch_page(session, query, DeadLetter.id, limit=limit, before_id=before_id)
+    if before_id is not None:
+        query = query.where(DeadLetter.id < before_id)
+    query = query.order_by(DeadLetter.id.desc()).limit(limit + 1)
+    letters = list((await session.scalars(query)).all())
+    if len(letters) > limit:
+        return letters[:limit], letters[limit - 1].id
+    return letters, None
 
 
 async def get_dead_letter(session: AsyncSession, *, dead_letter_id: int) -> DeadLetterRecord:
@@ -96,7 +96,14 @@ async def replay_dead_letter(
         existing = await session.get(Job, letter.job_id) if letter.job_id is not None else None
         if existing is not None:
             raise ConflictError(f"Job {existing.id} is {existing.status}, not dead")
-        job = await queue.enqueue(session, letter.kind, letter.payload, max_attempts=max_attempts)
+        job = await queue.enqueue(
+            session,
+            letter.kind,
+            letter.payload,
+            max_attempts=max_attempts,
+            user_id=letter.user_id,
+            strategy_id=letter.strategy_id,
+        )
         letter.job_id = job.id
     hook = hooks.get(letter.kind)
     if hook is not None:
@@ -114,32 +121,6 @@ async def discard_dead_letter(
     _resolve(letter, DISCARDED, resolved_by)
     await session.flush()
     return letter
-
-
-async def notify_owner(session: AsyncSession, letter: DeadLetter, *, settings: Settings) -> bool:
-    """Queue an email telling the strategy's owner that its work was given up."""
-    if letter.kind == SEND_EMAIL or letter.strategy_id is None:
-        return False  # a failed email must not beget another email
-    strategy = await session.get(Strategy, letter.strategy_id)
-    owner = await session.get(User, strategy.user_id) if strategy is not None else None
-    if strategy is None or owner is None or not owner.is_active:
-        return False
-    email = render_email(
-        "dead_letter",
-        to=owner.email,
-        subject=f"PineLab gave up on work for strategy {strategy.name}",
-        strategy_name=strategy.name,
-        strategy_id=strategy.id,
-        kind=letter.kind,
-        signal_id=letter.payload.get("signal_id"),
-        attempts=letter.attempts,
-        error=letter.last_error or "",
-        created_at=letter.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        dead_letter_id=letter.id,
-        base_url=settings.base_url,
-    )
-    await enqueue_email(session, email, max_attempts=settings.max_retry_attempts)
-    return True
 
 
 async def _unresolved(session: AsyncSession, dead_letter_id: int) -> DeadLetter:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pinelab.errors import ConflictError, ResourceNotFoundError
+from pinelab.errors import ConflictError, PermanentError, ResourceNotFoundError
 
 
-class PermanentJobError(Exception):
+class PermanentJobError(PermanentError):
     """A job that can never succeed; it is not retried."""
 
 

@@ -1,20 +1,14 @@
-"""Housekeeping: keep the queue and the reconciliation history from growing without bound."""
+"""Housekeeping: keep the queue from growing without bound."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import delete
 
 from pinelab.clock import now
+from pinelab.db import Database
 from pinelab.jobs import queue
-from pinelab.jobs.models import Job
-from pinelab.trading.models import ReconciliationRun
-
-if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
 
 log = structlog.get_logger(__name__)
 
@@ -23,23 +17,14 @@ CLEANUP_INTERVAL_SECONDS = 3600.0
 FINISHED_JOB_RETENTION = timedelta(days=7)
 
 
-async def cleanup_jobs_job(context: AppContext, job: Job) -> None:
-    """Delete done jobs and finished reconciliation runs older than their retention.
+async def cleanup_finished_jobs(
+    db: Database, *, older_than: timedelta = FINISHED_JOB_RETENTION
+) -> int:
+    """Delete done jobs finished longer ago than `older_than`; return how many.
 
-    Dead jobs and their attempts stay (they are the dead-letter record); so does a run still
-    marked running, whatever its age.
+    Dead jobs and their attempts stay: they are the dead-letter record.
     """
-    moment = now()
-    retention = timedelta(days=context.settings.reconciliation_retention_days)
-    async with context.db.transaction() as session:
-        deleted = await queue.delete_finished(
-            session, finished_before=moment - FINISHED_JOB_RETENTION
-        )
-        runs = await session.execute(
-            delete(ReconciliationRun).where(
-                ReconciliationRun.finished_at.is_not(None),
-                ReconciliationRun.finished_at < moment - retention,
-            )
-        )
-    pruned = int(runs.rowcount)  # type: ignore[attr-defined]
-    log.info("finished_jobs_deleted", count=deleted, reconciliation_runs=pruned)
+    async with db.transaction() as session:
+        deleted = await queue.delete_finished(session, finished_before=now() - older_than)
+    log.info("finished_jobs_deleted", count=deleted)
+    return deleted

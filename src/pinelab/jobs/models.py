@@ -13,7 +13,10 @@ from pinelab.db.base import Base, BigId, UTCDateTime
 
 
 class Job(Base):
-    """A unit of background work; runs until done, retried with backoff, leased while running."""
+    """A unit of background work; runs until done, retried with backoff, leased while running.
+
+    `user_id` and `strategy_id` name the work's owner (either may be empty).
+    """
 
     __tablename__ = "retry_queue"
     __table_args__ = (Index("ix_retry_queue_status_run_at", "status", "run_at"),)
@@ -31,6 +34,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Whose work this is, so a dead letter names its owner without the queue reading domain rows.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    strategy_id: Mapped[int | None] = mapped_column(ForeignKey("strategy.id", ondelete="SET NULL"))
 
 
 class JobAttempt(Base):

@@ -56,7 +56,7 @@ class DeadLetterRead(BaseModel):
             id=letter.id,
             job_id=letter.job_id,
             kind=letter.kind,
-            payload=public_payload(letter.kind, letter.payload),
+            payload=public_payload(letter.payload),
             attempts=letter.attempts,
             last_error=letter.last_error,
             error_class=letter.error_class,

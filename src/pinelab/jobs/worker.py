@@ -1,11 +1,11 @@
 """The worker: claims jobs, runs their handler, retries what failed temporarily, buries the rest.
 
-It is woken at once when work is committed (`wake`), and polls only as a safety net for jobs
-scheduled later, jobs enqueued by other processes and expired leases. A job kind with an inline
-handler runs in the transaction that claims it and is completed there too (one commit). Every
-attempt is recorded; a buried job leaves a dead letter and its strategy's owner gets an email.
-The worker also runs the periodic scheduler. On SQLite only the process holding the worker lock
-runs any of this.
+Handlers are registered by kind (`JobType`); each takes the claimed `Job` and nothing else, its
+dependencies bound by whoever registered it. The worker is woken when work is committed (`wake`)
+and polls once a second only as a safety net for jobs scheduled later, jobs enqueued by other
+processes and expired leases. Every attempt is recorded; a buried job leaves a dead letter
+(`on_dead_letter` runs in that transaction). The worker also runs the periodic scheduler. On
+SQLite only the process holding the worker lock runs any of this.
 """
 
 from __future__ import annotations
@@ -17,63 +17,67 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import partial
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 import structlog
-from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinelab.brokers.exceptions import PermanentBrokerError, RetryableBrokerError
 from pinelab.clock import now
-from pinelab.errors import BusinessLogicError
+from pinelab.config import Settings
+from pinelab.db import Database
+from pinelab.errors import BusinessLogicError, PermanentError, RetryableError
 from pinelab.jobs import queue
-from pinelab.jobs.dead_letters import ReplayHook, notify_owner
-from pinelab.jobs.exceptions import PermanentJobError
+from pinelab.jobs.dead_letters import ReplayHook
 from pinelab.jobs.lock import LOCK_FILE, WorkerLock
 from pinelab.jobs.models import DeadLetter, Job
 from pinelab.jobs.retry import RetryPolicy
 from pinelab.jobs.scheduler import Scheduler
+from pinelab.ops.metrics import Metrics
 
-if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
-
-__all__ = ["JobType", "PermanentJobError", "Worker", "default_job_types", "register_periodic_jobs"]
+__all__ = ["JobType", "Worker"]
 
 log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 1.0
-# Inline jobs claimed, run and completed in one transaction when that many are due: under a
-# backlog, one commit and one trip to the SQLite thread serve several alerts.
-CLAIM_BATCH = 8
+
+OnDeadLetter = Callable[[AsyncSession, DeadLetter], Awaitable[object]]
 
 
 @dataclass(frozen=True)
 class JobType:
-    """How to run one kind of job, how patiently to retry it, and what to do when given up.
+    """How to run one kind of job, what to do when it is given up or replayed, how to retry it.
 
-    `run_inline`, when set, may run the job in the claiming transaction (see `queue.Inline`);
-    when it declines, `run` runs it.
+    `run` raises to fail the attempt: a `RetryableError` (or any unexpected error) is retried
+    with backoff, a `PermanentError` or `BusinessLogicError` is given up at once. `on_dead` runs
+    after the burial, in its own transaction; `on_replay` runs inside the replay's transaction.
     """
 
-    run: Callable[[AppContext, Job], Awaitable[None]]
-    on_dead: Callable[[AppContext, Job, str], Awaitable[None]] | None = None
-    policy: RetryPolicy | None = None
+    run: Callable[[Job], Awaitable[None]]
+    on_dead: Callable[[Job, str], Awaitable[None]] | None = None
     on_replay: ReplayHook | None = None
-    run_inline: Callable[[AppContext, Connection, Job], Callable[[], None] | None] | None = None
+    policy: RetryPolicy | None = None
 
 
 def _permanent(exc: BaseException) -> bool:
-    return isinstance(exc, PermanentBrokerError | PermanentJobError | BusinessLogicError)
+    return isinstance(exc, PermanentError | BusinessLogicError)
 
 
 class Worker:
-    """Runs jobs from the durable queue with `concurrency` parallel loops, and the scheduler."""
+    """Runs jobs from the durable queue with `worker_concurrency` loops, and the scheduler."""
 
-    def __init__(self, context: AppContext, job_types: dict[str, JobType] | None = None) -> None:
-        self.context = context
-        settings = context.settings
+    def __init__(
+        self,
+        db: Database,
+        job_types: dict[str, JobType],
+        *,
+        settings: Settings,
+        metrics: Metrics,
+        on_dead_letter: OnDeadLetter | None = None,
+    ) -> None:
+        self.db = db
+        self.job_types = dict(job_types)
+        self.metrics = metrics
+        self.on_dead_letter = on_dead_letter
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.policy = RetryPolicy(
             max_attempts=settings.max_retry_attempts,
@@ -82,24 +86,15 @@ class Worker:
         )
         self.lease_seconds = float(settings.job_lease_seconds)
         self.concurrency = settings.worker_concurrency
-        self.job_types = job_types if job_types is not None else default_job_types()
         self.scheduler = Scheduler(
-            context.db,
-            owner=self.owner,
-            max_attempts=settings.max_retry_attempts,
-            on_enqueued=self.wake,
+            db, owner=self.owner, max_attempts=settings.max_retry_attempts, on_enqueued=self.wake
         )
-        self.lock = WorkerLock(settings.data_dir / LOCK_FILE) if context.db.is_sqlite else None
-        # Idle loops wait on their own future: a wake rouses one loop, not all of them (on
-        # SQLite each needless claim is a trip through the one writer). `_missed` keeps a wake
-        # that found every loop busy, so the next loop to run out of work looks again.
+        self.lock = WorkerLock(settings.data_dir / LOCK_FILE) if db.is_sqlite else None
+        # Idle loops wait on their own future, so a wake rouses one loop, not all of them.
+        # `_missed` keeps a wake that found every loop busy: the next loop to find nothing due
+        # looks once more instead of going idle.
         self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
         self._missed = False
-        # How many more claims are known to find a job (`wake(jobs)`), or whether to claim
-        # until one finds nothing (a wake without a count, a poll, the start): after the last
-        # known job a loop goes idle instead of asking the database once more in vain.
-        self._due = 0
-        self._until_empty = True
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -113,30 +108,18 @@ class Worker:
         """Return each job kind's hook for replaying its dead letters."""
         return {kind: t.on_replay for kind, t in self.job_types.items() if t.on_replay}
 
-    def policy_for(self, kind: str) -> RetryPolicy:
-        """Return the retry policy of a job kind: its own, else the settings' default."""
-        job_type = self.job_types.get(kind)
-        return job_type.policy if job_type and job_type.policy else self.policy
+    def wake(self) -> None:
+        """Tell the loops that work was just committed: one idle loop looks for it now."""
+        if not self._rouse_one():
+            self._missed = True
 
-    def wake(self, jobs: int | None = None) -> None:
-        """Tell the loops that work was just committed: one idle loop looks for it.
-
-        `jobs` is how many jobs were committed, when the caller knows: the loops then claim
-        that many and stop, rather than claiming until a claim finds nothing.
-        """
-        if jobs is None:
-            self._until_empty = True
-        else:
-            self._due += jobs
-        self._rouse()
-
-    def _rouse(self) -> None:
+    def _rouse_one(self) -> bool:
         while self._idle:
             waiter = self._idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                return
-        self._missed = True
+                return True
+        return False
 
     async def start(self) -> bool:
         """Start the loops and the scheduler; False when another process runs SQLite's worker."""
@@ -149,13 +132,8 @@ class Worker:
             )
             return False
         self._stopping.clear()
-        self._tasks = [
-            asyncio.create_task(self._loop(), name=f"worker-{index}")
-            for index in range(self.concurrency)
-        ]
-        self._tasks.append(
-            asyncio.create_task(self.scheduler.run(self._stopping), name="worker-scheduler")
-        )
+        self._tasks = [asyncio.create_task(self._loop()) for _ in range(self.concurrency)]
+        self._tasks.append(asyncio.create_task(self.scheduler.run(self._stopping)))
         log.info("worker_started", owner=self.owner, concurrency=self.concurrency)
         return True
 
@@ -164,10 +142,8 @@ class Worker:
         if not self._tasks:
             return
         self._stopping.set()
-        while self._idle:
-            waiter = self._idle.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        while self._rouse_one():
+            pass
         _, pending = await asyncio.wait(self._tasks, timeout=grace_seconds)
         for task in pending:
             task.cancel()
@@ -177,60 +153,31 @@ class Worker:
             self.lock.release()
         log.info("worker_stopped", owner=self.owner)
 
-    async def run_once(self, limit: int = 1) -> bool:
-        """Claim and run due jobs (one, or up to `limit` inline ones); False when none was due."""
-        if not self._until_empty:
-            limit = max(1, min(limit, self._due))
-        # The known jobs this claim takes are its own, not another loop's.
-        self._due = max(0, self._due - limit)
-        claims = await queue.claim_and_run(
-            self.context.db,
-            owner=self.owner,
-            lease_seconds=self.lease_seconds,
-            inline=self._inline,
-            limit=limit,
-        )
-        if not claims:
+    async def run_once(self) -> bool:
+        """Claim and run one due job; False when none was due."""
+        job = await queue.claim(self.db, owner=self.owner, lease_seconds=self.lease_seconds)
+        if job is None:
             return False
-        if claims[-1].finished is None:
-            # Stopped at a job for the ordinary path: the rest of the reservation is still due.
-            self._due += limit - len(claims)
-        for claimed in claims:
-            if claimed.finished is not None:
-                claimed.finished()
-            else:
-                if self._more_due():
-                    self._rouse()  # another loop takes the next one while this job runs
-                await self._run(claimed.job)
+        self._rouse_one()  # there may be more: an idle loop takes the next while this one runs
+        await self._run(job)
         return True
-
-    def _more_due(self) -> bool:
-        return self._until_empty or self._due > 0
-
-    def _inline(self, kind: str) -> queue.Inline | None:
-        job_type = self.job_types.get(kind)
-        if job_type is None or job_type.run_inline is None:
-            return None
-        return partial(job_type.run_inline, self.context)
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             self._missed = False
             try:
-                worked = await self.run_once(CLAIM_BATCH)
+                worked = await self.run_once()
             except Exception:
                 log.exception("worker_claim_failed")
                 worked = False
-            if not worked and not self._missed:
-                self._due, self._until_empty = 0, False  # nothing due; no wake came meanwhile
-            if (worked and self._more_due()) or self._missed or self._stopping.is_set():
+            if worked or self._missed or self._stopping.is_set():
                 continue
             waiter = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
             try:
                 await asyncio.wait_for(waiter, timeout=POLL_SECONDS)
             except TimeoutError:
-                self._until_empty = True  # the safety poll: take whatever is due by now
+                pass  # the safety poll
             finally:
                 if waiter in self._idle:
                     self._idle.remove(waiter)
@@ -240,14 +187,13 @@ class Worker:
         job_type = self.job_types.get(job.kind)
         if job_type is None:
             error = f"unknown job kind {job.kind!r}"
-            attempt = queue.Attempt(started, "UnknownJobKind", error)
-            await self._bury(job, error, attempt)
+            await self._bury(job, error, queue.Attempt(started, "UnknownJobKind", error))
             return
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
-            await job_type.run(self.context, job)
+            await job_type.run(job)
         except asyncio.CancelledError:
-            await asyncio.shield(queue.release(self.context.db, job, owner=self.owner))
+            await asyncio.shield(queue.release(self.db, job, owner=self.owner))
             raise
         except Exception as exc:
             heartbeat.cancel()
@@ -255,7 +201,7 @@ class Worker:
             return
         finally:
             heartbeat.cancel()
-        await queue.complete(self.context.db, job, owner=self.owner, attempt=queue.Attempt(started))
+        await queue.complete(self.db, job, owner=self.owner, attempt=queue.Attempt(started))
 
     async def _failed(self, job: Job, job_type: JobType, exc: Exception, started: datetime) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -273,95 +219,40 @@ class Worker:
                 error=error,
             )
         if permanent or job.attempts >= budget:
-            if not permanent and not isinstance(exc, RetryableBrokerError):
+            if not permanent and not isinstance(exc, RetryableError):
                 log.error("job_failed", job_id=job.id, kind=job.kind, exc_info=exc)
             if await self._bury(job, error, attempt) and job_type.on_dead is not None:
-                await job_type.on_dead(self.context, job, error)
+                await job_type.on_dead(job, error)
             return
-        delay = policy.delay_after(job.attempts, exc)
-        self.context.metrics.job_retried(job.kind)
+        self.metrics.job_retried(job.kind)
         await queue.retry_later(
-            self.context.db, job, owner=self.owner, delay=delay, error=error, attempt=attempt
+            self.db,
+            job,
+            owner=self.owner,
+            delay=policy.delay_after(job.attempts, exc),
+            error=error,
+            attempt=attempt,
         )
 
     async def _bury(self, job: Job, error: str, attempt: queue.Attempt) -> bool:
         buried = await queue.bury(
-            self.context.db,
+            self.db,
             job,
             owner=self.owner,
             error=error,
             attempt=attempt,
-            on_buried=self._notify_owner,
+            on_buried=self.on_dead_letter,
         )
         if buried:
             log.warning("job_dead_lettered", job_id=job.id, kind=job.kind, attempts=job.attempts)
-            self.context.metrics.job_dead(job.kind)
-            self.wake()  # the owner's email was just queued
+            self.metrics.job_dead(job.kind)
+            if self.on_dead_letter is not None:
+                self.wake()  # the hook may have queued work (the owner's email)
         return buried
-
-    async def _notify_owner(self, session: AsyncSession, letter: DeadLetter) -> None:
-        await notify_owner(session, letter, settings=self.context.settings)
 
     async def _keep_lease(self, job: Job) -> None:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             await queue.extend_lease(
-                self.context.db, job, owner=self.owner, lease_seconds=self.lease_seconds
+                self.db, job, owner=self.owner, lease_seconds=self.lease_seconds
             )
-
-
-def default_job_types() -> dict[str, JobType]:
-    """Return every job kind PineLab runs, with its handlers."""
-    from pinelab.jobs.maintenance import CLEANUP_JOBS, cleanup_jobs_job
-    from pinelab.notify.email import SEND_EMAIL, send_email_job
-    from pinelab.trading import execution, reconciliation
-
-    async def execute(context: AppContext, job: Job) -> None:
-        signal_id = int(job.payload["signal_id"])
-        await execution.execute_signal(
-            signal_id, db=context.db, brokers=context.brokers, metrics=context.metrics
-        )
-
-    async def dead(context: AppContext, job: Job, error: str) -> None:
-        reason = f"gave up after {job.attempts} attempts: {error}"
-        await execution.fail_signal(int(job.payload["signal_id"]), reason, db=context.db)
-
-    async def replayed(session: AsyncSession, job: Job) -> None:
-        await execution.reopen_signal(session, int(job.payload["signal_id"]))
-
-    async def reconcile(context: AppContext, job: Job) -> None:
-        settings, payload = context.settings, job.payload
-        reconciler = reconciliation.Reconciler(
-            db=context.db,
-            brokers=context.brokers,
-            window=timedelta(hours=settings.reconciliation_window_hours),
-            email_attempts=settings.max_retry_attempts,
-            base_url=settings.base_url,
-        )
-        scope = reconciliation.ReconciliationScope(
-            user_id=payload.get("user_id"), broker_account_id=payload.get("broker_account_id")
-        )
-        run = await reconciler.run(
-            trigger=payload.get("trigger", reconciliation.PERIODIC), scope=scope
-        )
-        context.metrics.reconciliation_fixed(run.updated)
-        if run.flagged and context.worker is not None:
-            context.worker.wake()
-
-    return {
-        execution.EXECUTE_SIGNAL: JobType(run=execute, on_dead=dead, on_replay=replayed),
-        SEND_EMAIL: JobType(run=send_email_job),
-        CLEANUP_JOBS: JobType(run=cleanup_jobs_job),
-        reconciliation.RECONCILE: JobType(run=reconcile),
-    }
-
-
-def register_periodic_jobs(worker: Worker) -> None:
-    """Register the periodic jobs every worker runs."""
-    from pinelab.jobs.maintenance import CLEANUP_INTERVAL_SECONDS, CLEANUP_JOBS
-
-    worker.scheduler.register(CLEANUP_JOBS, CLEANUP_INTERVAL_SECONDS, CLEANUP_JOBS)
-    from pinelab.trading.reconciliation import RECONCILE
-
-    minutes = worker.context.settings.reconciliation_interval_minutes
-    worker.scheduler.register(RECONCILE, minutes * 60, RECONCILE)

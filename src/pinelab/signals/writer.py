@@ -165,7 +165,12 @@ def store_batch(
     moment = now()
     jobs = [
         job_values(
-            kind, {"signal_id": signal_id}, max_attempts=item.job_max_attempts, moment=moment
+            kind,
+            {"signal_id": signal_id},
+            max_attempts=item.job_max_attempts,
+            moment=moment,
+            user_id=item.values["user_id"],
+            strategy_id=item.values["strategy_id"],
         )
         for item, row, signal_id in zip(batch, rows, ids, strict=True)
         if (kind := _job_kind(item, row)) is not None

@@ -1,10 +1,11 @@
-"""Attempts on record, dead letters, the owner's email, replay and discard."""
+"""Attempts on record, dead letters (owner from the job row, emailed), replay and discard."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,36 +22,24 @@ from pinelab.config import Settings
 from pinelab.errors import ConflictError
 from pinelab.jobs import dead_letters, queue
 from pinelab.jobs.exceptions import DeadLetterResolved
-from pinelab.jobs.maintenance import FINISHED_JOB_RETENTION
 from pinelab.jobs.models import DeadLetter, Job, JobAttempt
 from pinelab.jobs.retry import RetryPolicy
-from pinelab.jobs.worker import JobType, Worker
+from pinelab.jobs.worker import JobType
+from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
 from tests.factories import Seeded, close_context, enqueue_job, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
+from tests.integration.jobs.conftest import MakeWorker
+from tests.integration.jobs.support import Recorder, drain
 
 
 @pytest.fixture
 async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
-    settings.retry_base_delay_seconds = 0.01
-    settings.retry_max_delay_seconds = 0.02
-    settings.max_retry_attempts = 3
     built = build_context(settings)
     yield built
     await close_context(built)
-
-
-async def drain(worker: Worker, clock: FrozenClock) -> None:
-    """Run jobs until none is due, moving the clock past every backoff."""
-    idle = 0
-    while idle < 2:
-        if await worker.run_once():
-            idle = 0
-        else:
-            idle += 1
-            clock.advance(60)
 
 
 async def _rows(context: AppContext, model: Any, *where: Any) -> list[Any]:
@@ -81,22 +70,15 @@ def _outbox(settings: Settings) -> list[email.message.EmailMessage]:
     ]
 
 
-def _flaky(failures: int) -> tuple[JobType, list[int]]:
-    runs: list[int] = []
-
-    async def run(_: AppContext, job: Job) -> None:
-        runs.append(job.id)
-        if len(runs) <= failures:
-            raise BrokerUnavailable(f"503 (failure {len(runs)})")
-
-    return JobType(run=run), runs
+def _flaky(failures: int) -> Recorder:
+    return Recorder(failures=failures, error=BrokerUnavailable)
 
 
 async def test_every_attempt_is_recorded_with_its_outcome(
-    context: AppContext, frozen_clock: FrozenClock
+    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
-    job_type, runs = _flaky(failures=2)
-    worker = Worker(context, {"flaky": job_type})
+    recorder = _flaky(failures=2)
+    worker = make_worker({"flaky": recorder.job_type})
     job_id = await enqueue_job(context.db, "flaky")
     await drain(worker, frozen_clock)
     attempts = await _rows(context, JobAttempt, JobAttempt.job_id == job_id)
@@ -110,20 +92,32 @@ async def test_every_attempt_is_recorded_with_its_outcome(
     assert attempts[1].message == "503 (failure 2)"
     assert attempts[2].error_class is None
     assert all(a.started_at <= a.finished_at for a in attempts)
-    assert len(runs) == 3
+    assert len(recorder.runs) == 3
 
 
 async def test_permanent_failure_writes_a_dead_letter_and_emails_the_strategy_owner(
-    context: AppContext, settings: Settings, frozen_clock: FrozenClock
+    context: AppContext, make_worker: MakeWorker, settings: Settings, frozen_clock: FrozenClock
 ) -> None:
     seeded = await seed_strategy(context.db, email="owner@example.com")
     signal_id = await _signal(context, seeded)
 
-    async def refuse(_: AppContext, job: Job) -> None:
+    async def refuse(job: Job) -> None:
         raise InvalidOrder("quantity must be positive")
 
-    worker = Worker(context, {"refuse": JobType(run=refuse), **_email_types(context)})
-    job_id = await enqueue_job(context.db, "refuse", {"signal_id": signal_id})
+    worker = make_worker(
+        {"refuse": JobType(run=refuse), **_email_types(context)},
+        on_dead_letter=partial(notify_dead_letter_owner, settings=settings),
+    )
+    async with context.db.transaction() as session:
+        job = await queue.enqueue(
+            session,
+            "refuse",
+            {"signal_id": signal_id},
+            max_attempts=3,
+            user_id=seeded.user_id,
+            strategy_id=seeded.strategy_id,
+        )
+    job_id = job.id
     assert await worker.run_once()
 
     [letter] = await _rows(context, DeadLetter)
@@ -156,10 +150,13 @@ def _email_types(context: AppContext) -> dict[str, JobType]:
 
 
 async def test_exhausted_attempts_write_a_dead_letter_without_an_owner_email(
-    context: AppContext, settings: Settings, frozen_clock: FrozenClock
+    context: AppContext, make_worker: MakeWorker, settings: Settings, frozen_clock: FrozenClock
 ) -> None:
-    job_type, runs = _flaky(failures=100)
-    worker = Worker(context, {"down": job_type, **_email_types(context)})
+    recorder = _flaky(failures=100)
+    worker = make_worker(
+        {"down": recorder.job_type, **_email_types(context)},
+        on_dead_letter=partial(notify_dead_letter_owner, settings=settings),
+    )
     job_id = await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
@@ -168,28 +165,28 @@ async def test_exhausted_attempts_write_a_dead_letter_without_an_owner_email(
     assert (letter.user_id, letter.strategy_id) == (None, None)
     outcomes = [a.outcome for a in await _rows(context, JobAttempt, JobAttempt.job_id == job_id)]
     assert sorted(outcomes) == ["dead", "retrying", "retrying"]
-    assert len(runs) == 3
+    assert len(recorder.runs) == 3
     assert _outbox(settings) == []
 
 
 async def test_job_type_policy_overrides_the_default_attempt_budget(
-    context: AppContext, frozen_clock: FrozenClock
+    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
-    job_type, runs = _flaky(failures=100)
-    patient = JobType(run=job_type.run, policy=RetryPolicy(max_attempts=5, base_delay=0.01))
-    worker = Worker(context, {"down": patient})
+    recorder = _flaky(failures=100)
+    patient = JobType(run=recorder, policy=RetryPolicy(max_attempts=5, base_delay=0.01))
+    worker = make_worker({"down": patient})
     await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
-    assert len(runs) == 5
+    assert len(recorder.runs) == 5
     [letter] = await _rows(context, DeadLetter)
     assert letter.attempts == 5
 
 
 async def test_replayed_dead_letter_runs_again_with_a_fresh_budget_and_succeeds(
-    context: AppContext, frozen_clock: FrozenClock
+    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
-    job_type, runs = _flaky(failures=3)
-    worker = Worker(context, {"flaky": job_type})
+    recorder = _flaky(failures=3)
+    worker = make_worker({"flaky": recorder.job_type})
     job_id = await enqueue_job(context.db, "flaky")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
@@ -209,7 +206,7 @@ async def test_replayed_dead_letter_runs_again_with_a_fresh_budget_and_succeeds(
 
     [done] = await _rows(context, Job, Job.id == job_id)
     assert (done.status, done.attempts) == ("done", 1)
-    assert len(runs) == 4
+    assert len(recorder.runs) == 4
     [resolved] = await _rows(context, DeadLetter)
     assert resolved.resolution == "replayed"
     assert resolved.resolved_by == admin.user_id
@@ -220,17 +217,17 @@ async def test_replayed_dead_letter_runs_again_with_a_fresh_budget_and_succeeds(
 
 
 async def test_discarded_dead_letter_is_resolved_and_never_runs_again(
-    context: AppContext, frozen_clock: FrozenClock
+    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
-    job_type, runs = _flaky(failures=100)
-    worker = Worker(context, {"down": job_type})
+    recorder = _flaky(failures=100)
+    worker = make_worker({"down": recorder.job_type})
     job_id = await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
     async with context.db.transaction() as session:
         await dead_letters.discard_dead_letter(session, dead_letter_id=letter.id, resolved_by=None)
     await drain(worker, frozen_clock)
-    assert len(runs) == 3
+    assert len(recorder.runs) == 3
     [job] = await _rows(context, Job, Job.id == job_id)
     assert job.status == "dead"
     async with context.db.session() as session:
@@ -246,10 +243,9 @@ async def test_discarded_dead_letter_is_resolved_and_never_runs_again(
 
 
 async def test_replay_of_a_job_that_is_no_longer_dead_is_refused(
-    context: AppContext, frozen_clock: FrozenClock
+    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
-    job_type, _ = _flaky(failures=100)
-    worker = Worker(context, {"down": job_type})
+    worker = make_worker({"down": _flaky(failures=100).job_type})
     job_id = await enqueue_job(context.db, "down")
     await drain(worker, frozen_clock)
     [letter] = await _rows(context, DeadLetter)
@@ -315,27 +311,3 @@ async def test_replayed_signal_executes_once_after_the_broker_recovers(
         )
     assert orders == 1
     assert plan.submits_reaching_venue == 1
-
-
-async def test_periodic_cleanup_deletes_old_done_jobs_but_keeps_dead_ones(
-    context: AppContext, frozen_clock: FrozenClock
-) -> None:
-    ok, _ = _flaky(failures=0)
-    down, _ = _flaky(failures=100)
-    worker = Worker(context, {"ok": ok, "down": down})
-    done_id = await enqueue_job(context.db, "ok")
-    await drain(worker, frozen_clock)
-    dead_id = await enqueue_job(context.db, "down")
-    await drain(worker, frozen_clock)
-    frozen_clock.advance(8 * 86400)
-    fresh_id = await enqueue_job(context.db, "ok")
-    await drain(worker, frozen_clock)
-    async with context.db.transaction() as session:
-        deleted = await queue.delete_finished(
-            session, finished_before=frozen_clock.now() - FINISHED_JOB_RETENTION
-        )
-    assert deleted == 1
-    remaining = {job.id for job in await _rows(context, Job)}
-    assert remaining == {dead_id, fresh_id}
-    assert done_id not in {a.job_id for a in await _rows(context, JobAttempt)}
-    assert len(await _rows(context, JobAttempt, JobAttempt.job_id == dead_id)) == 3

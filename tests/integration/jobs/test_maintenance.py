@@ -12,10 +12,13 @@ from pinelab.api.app import build_context
 from pinelab.api.context import AppContext
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
-from pinelab.jobs.maintenance import cleanup_jobs_job
-from pinelab.jobs.models import Job
+from pinelab.db import Database
+from pinelab.jobs.maintenance import CLEANUP_JOBS, FINISHED_JOB_RETENTION, cleanup_finished_jobs
+from pinelab.jobs.models import Job, JobAttempt
 from pinelab.trading.models import ReconciliationRun
-from tests.factories import close_context
+from tests.factories import close_context, enqueue_job
+from tests.integration.jobs.conftest import MakeWorker
+from tests.integration.jobs.support import Recorder, drain
 
 
 @pytest.fixture
@@ -23,6 +26,35 @@ async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterato
     built = build_context(settings.model_copy(update={"reconciliation_retention_days": 30}))
     yield built
     await close_context(built)
+
+
+async def _job_ids(db: Database) -> set[int]:
+    async with db.session() as session:
+        return set((await session.scalars(select(Job.id))).all())
+
+
+async def _attempted_job_ids(db: Database) -> list[int]:
+    async with db.session() as session:
+        return list((await session.scalars(select(JobAttempt.job_id))).all())
+
+
+async def test_cleanup_deletes_old_done_jobs_but_keeps_dead_ones(
+    db: Database, make_worker: MakeWorker, frozen_clock: FrozenClock
+) -> None:
+    ok, down = Recorder(), Recorder(failures=100)
+    worker = make_worker({"ok": ok.job_type, "down": down.job_type})
+    done_id = await enqueue_job(db, "ok")
+    await drain(worker, frozen_clock)
+    dead_id = await enqueue_job(db, "down")
+    await drain(worker, frozen_clock)
+    frozen_clock.advance(FINISHED_JOB_RETENTION.total_seconds() + 86400)
+    fresh_id = await enqueue_job(db, "ok")
+    await drain(worker, frozen_clock)
+    assert await cleanup_finished_jobs(db) == 1
+    assert await _job_ids(db) == {dead_id, fresh_id}
+    attempted = await _attempted_job_ids(db)
+    assert done_id not in attempted
+    assert attempted.count(dead_id) == 3
 
 
 async def test_finished_runs_past_the_retention_are_deleted_and_the_rest_kept(
@@ -49,7 +81,9 @@ async def test_finished_runs_past_the_retention_are_deleted_and_the_rest_kept(
                 run("stuck", 90, finished=False),  # still marked running: never deleted
             ]
         )
-    await cleanup_jobs_job(context, Job(kind="cleanup_jobs", payload={}))
+    assert context.worker is not None
+    cleanup = context.worker.job_types[CLEANUP_JOBS]
+    await cleanup.run(Job(kind=CLEANUP_JOBS, payload={}))
     async with context.db.session() as session:
         kept = set((await session.scalars(select(ReconciliationRun.trigger))).all())
     assert kept == {"recent", "stuck"}

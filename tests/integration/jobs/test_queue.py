@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinelab.clock import FrozenClock
 from pinelab.db import Database
 from pinelab.jobs import queue
-from pinelab.jobs.models import Job
+from pinelab.jobs.models import DeadLetter, Job
+from tests.factories import seed_strategy
 
 
 async def _enqueue(db: Database, n: int = 1, delay: float = 0) -> list[int]:
@@ -87,3 +89,42 @@ async def test_buried_job_is_never_claimed_again(db: Database, frozen_clock: Fro
         stored = (await session.execute(select(Job))).scalar_one()
     assert stored.status == queue.DEAD
     assert stored.finished_at is not None
+
+
+async def test_extended_lease_keeps_a_long_job_from_being_claimed_again(
+    db: Database, frozen_clock: FrozenClock
+) -> None:
+    await _enqueue(db)
+    job = await queue.claim(db, owner="a", lease_seconds=30)
+    assert job is not None
+    frozen_clock.advance(20)
+    assert await queue.extend_lease(db, job, owner="a", lease_seconds=30)
+    frozen_clock.advance(20)
+    assert await queue.claim(db, owner="b", lease_seconds=30) is None
+    assert not await queue.extend_lease(db, job, owner="b", lease_seconds=30)
+    assert await queue.complete(db, job, owner="a")
+
+
+async def test_enqueued_job_carries_its_owner_into_its_dead_letter(
+    db: Database, frozen_clock: FrozenClock
+) -> None:
+    user_id, strategy_id = await _owner(db)
+    async with db.transaction() as session:
+        await queue.enqueue(
+            session, "test", {}, max_attempts=1, user_id=user_id, strategy_id=strategy_id
+        )
+    job = await queue.claim(db, owner="a", lease_seconds=30)
+    assert job is not None
+    letters: list[DeadLetter] = []
+
+    async def on_buried(session: AsyncSession, letter: DeadLetter) -> None:
+        letters.append(letter)
+
+    assert await queue.bury(db, job, owner="a", error="PermanentError: no", on_buried=on_buried)
+    [letter] = letters
+    assert (letter.job_id, letter.user_id, letter.strategy_id) == (job.id, user_id, strategy_id)
+
+
+async def _owner(db: Database) -> tuple[int, int]:
+    seeded = await seed_strategy(db)
+    return seeded.user_id, seeded.strategy_id

@@ -3,51 +3,41 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from pinelab.api.app import build_context, create_app
-from pinelab.api.context import AppContext
+from pinelab.api.app import create_app
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
+from pinelab.db import Database
 from pinelab.jobs.models import Job, PeriodicTask
 from pinelab.jobs.worker import JobType, Worker
-from tests.factories import close_context
+from tests.integration.jobs.conftest import MakeWorker
 
 INTERVAL = 60.0
 
 
-@pytest.fixture
-async def contexts(settings: Settings) -> AsyncIterator[list[AppContext]]:
-    """Three processes' worth of context on the same database (each its own engine)."""
-    built = [build_context(settings) for _ in range(3)]
-    yield built
-    for context in built:
-        await close_context(context)
-
-
-def _ticking_worker(context: AppContext, runs: list[str]) -> Worker:
-    async def tick(_: AppContext, job: Job) -> None:
+def _ticking_worker(make_worker: MakeWorker, runs: list[str]) -> Worker:
+    async def tick(job: Job) -> None:
         runs.append(worker.owner)
 
-    worker = Worker(context, {"tick": JobType(run=tick)})
+    worker = make_worker({"tick": JobType(run=tick)})
     worker.scheduler.register("tick", INTERVAL, "tick", {"scope": "all"})
     return worker
 
 
-async def _jobs(context: AppContext) -> list[Job]:
-    async with context.db.session() as session:
+async def _jobs(db: Database) -> list[Job]:
+    async with db.session() as session:
         return list((await session.scalars(select(Job).where(Job.kind == "tick"))).all())
 
 
 async def test_periodic_task_fires_once_per_interval_across_racing_workers(
-    contexts: list[AppContext], frozen_clock: FrozenClock
+    db: Database, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
     runs: list[str] = []
-    workers = [_ticking_worker(context, runs) for context in contexts]
+    workers = [_ticking_worker(make_worker, runs) for _ in range(3)]
     fired = await asyncio.gather(*(w.scheduler.run_due() for w in workers))
     assert fired == [[], [], []]  # the first run is one interval after registration
     for interval in range(1, 6):
@@ -57,11 +47,11 @@ async def test_periodic_task_fires_once_per_interval_across_racing_workers(
             assert sum(len(names) for names in fired) <= 1
         while await workers[interval % 3].run_once():
             pass
-        assert len(await _jobs(contexts[0])) == interval
+        assert len(await _jobs(db)) == interval
     assert len(runs) == 5
-    jobs = await _jobs(contexts[0])
+    jobs = await _jobs(db)
     assert all(job.payload == {"scope": "all"} and job.status == "done" for job in jobs)
-    async with contexts[0].db.session() as session:
+    async with db.session() as session:
         task = await session.get(PeriodicTask, "tick")
     assert task is not None
     assert task.last_run_at == frozen_clock.now()
@@ -69,42 +59,42 @@ async def test_periodic_task_fires_once_per_interval_across_racing_workers(
 
 
 async def test_periodic_job_still_queued_is_not_enqueued_again(
-    contexts: list[AppContext], frozen_clock: FrozenClock
+    db: Database, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
-    worker = _ticking_worker(contexts[0], [])
+    worker = _ticking_worker(make_worker, [])
     await worker.scheduler.run_due()
     frozen_clock.advance(INTERVAL)
     assert await worker.scheduler.run_due() == ["tick"]
     frozen_clock.advance(INTERVAL)
     assert await worker.scheduler.run_due() == []  # the first one has not run yet
-    assert len(await _jobs(contexts[0])) == 1
+    assert len(await _jobs(db)) == 1
 
 
 async def test_shorter_interval_takes_effect_without_waiting_out_the_old_one(
-    contexts: list[AppContext], frozen_clock: FrozenClock
+    db: Database, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
-    slow = Worker(contexts[0], {})
+    slow = make_worker({})
     slow.scheduler.register("tick", 3600, "tick")
     await slow.scheduler.run_due()
-    fast = _ticking_worker(contexts[1], [])
+    fast = _ticking_worker(make_worker, [])
     await fast.scheduler.run_due()
     frozen_clock.advance(INTERVAL)
     assert await fast.scheduler.run_due() == ["tick"]
-    async with contexts[0].db.session() as session:
+    async with db.session() as session:
         task = await session.get(PeriodicTask, "tick")
     assert task is not None
     assert task.interval_seconds == INTERVAL
 
 
 async def test_started_worker_fires_a_task_registered_to_start_now(
-    contexts: list[AppContext],
+    make_worker: MakeWorker,
 ) -> None:
     ran = asyncio.Event()
 
-    async def tick(_: AppContext, job: Job) -> None:
+    async def tick(job: Job) -> None:
         ran.set()
 
-    worker = Worker(contexts[0], {"tick": JobType(run=tick)})
+    worker = make_worker({"tick": JobType(run=tick)})
     worker.scheduler.register("tick", 3600, "tick", start_now=True)
     assert await worker.start()
     try:
@@ -114,13 +104,13 @@ async def test_started_worker_fires_a_task_registered_to_start_now(
 
 
 async def test_sqlite_runs_one_worker_and_a_second_one_is_refused(
-    contexts: list[AppContext],
+    db: Database, make_worker: MakeWorker
 ) -> None:
-    first, second = Worker(contexts[0], {}), Worker(contexts[1], {})
+    first, second = make_worker({}), make_worker({})
     assert await first.start()
     try:
         started = await second.start()
-        if contexts[0].db.is_sqlite:
+        if db.is_sqlite:
             assert not started
             assert not second.running
             assert first.lock is not None
@@ -135,16 +125,16 @@ async def test_sqlite_runs_one_worker_and_a_second_one_is_refused(
 
 
 async def test_api_whose_worker_is_refused_still_serves(
-    settings: Settings, contexts: list[AppContext]
+    settings: Settings, db: Database, make_worker: MakeWorker
 ) -> None:
-    if not contexts[0].db.is_sqlite:
+    if not db.is_sqlite:
         pytest.skip("the single-worker lock exists only on SQLite")
-    holder = Worker(contexts[0], {})
+    holder = make_worker({})
     assert await holder.start()
     try:
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            assert not app.state.context.worker.running
+            assert not app.state.worker.running
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
                 response = await http.get("/health/live")

@@ -28,6 +28,7 @@ from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.jobs.worker import JobType, Worker
+from pinelab.ops.metrics import Metrics
 from pinelab.signals.models import Signal
 from pinelab.strategies.tokens import TokenDirectory
 from pinelab.trading.models import Order
@@ -201,11 +202,12 @@ async def test_worker_stopped_mid_job_releases_it_without_spending_an_attempt(
 ) -> None:
     started = asyncio.Event()
 
-    async def endless(_context: AppContext, _job: Job) -> None:
+    async def endless(_job: Job) -> None:
         started.set()
         await asyncio.sleep(3600)
 
-    worker = Worker(_context(settings, db), job_types={"endless": JobType(run=endless)})
+    jobs = {"endless": JobType(run=endless)}
+    worker = Worker(db, jobs, settings=settings, metrics=Metrics())
     async with db.transaction() as session:
         job = await queue.enqueue(session, "endless", {}, max_attempts=3)
     await worker.start()

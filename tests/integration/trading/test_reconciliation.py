@@ -20,7 +20,6 @@ from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
-from pinelab.jobs.worker import Worker, register_periodic_jobs
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.strategies.models import StrategyBrokerAccount
 from pinelab.trading.models import Fill, Order, OrderEvent, Position, ReconciliationRun
@@ -272,14 +271,18 @@ async def test_periodic_job_is_registered_at_the_configured_interval_and_runs_a_
     context: AppContext, seeded: Seeded
 ) -> None:
     context.settings.reconciliation_interval_minutes = 2
-    worker = Worker(context)
-    register_periodic_jobs(worker)
+    built = build_context(context.settings)
+    worker = built.worker
+    assert worker is not None
     assert worker.scheduler.tasks[RECONCILE].interval_seconds == 120
     async with context.db.transaction() as session:
         await session.execute(update(Job).values(status=queue.DONE))  # the alert-free queue
         await queue.enqueue(session, RECONCILE, {}, max_attempts=3)
 
-    assert await worker.run_once()
+    try:
+        assert await worker.run_once()
+    finally:
+        await close_context(built)
 
     (run,) = await _all(context, ReconciliationRun)
     assert (run.trigger, run.scope, run.status, run.user_id) == (
