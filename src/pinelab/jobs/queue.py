@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Update, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pinelab.clock import now
 from pinelab.db import Database
@@ -113,8 +114,7 @@ async def claim(db: Database, *, owner: str, lease_seconds: float) -> Job | None
         .returning(Job)
         .execution_options(synchronize_session=False)
     )
-    async with db.transaction() as session:
-        return (await session.execute(statement)).scalar_one_or_none()
+    return await db.run(lambda session: session.execute(statement).scalar_one_or_none())
 
 
 async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: float) -> bool:
@@ -127,19 +127,15 @@ async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: flo
 
 async def complete(db: Database, job: Job, *, owner: str, attempt: Attempt | None = None) -> bool:
     """Mark a job done and record its attempt; False when the lease was lost to another worker."""
-    async with db.transaction() as session:
-        done = await _update_owned(
-            session,
-            job,
-            owner,
-            status=DONE,
-            finished_at=now(),
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+    finished = {"status": DONE, "finished_at": now(), "lease_owner": None, "lease_expires_at": None}
+
+    def finish(session: Session) -> bool:
+        done = bool(session.execute(_owned_update(job, owner, finished)).rowcount)  # type: ignore[attr-defined]
         if done and attempt is not None:
             _record_attempt(session, job, attempt, SUCCEEDED)
-    return done
+        return done
+
+    return await db.run(finish)
 
 
 async def retry_later(
@@ -238,7 +234,9 @@ async def delete_finished(session: AsyncSession, *, finished_before: datetime) -
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _record_attempt(session: AsyncSession, job: Job, attempt: Attempt, outcome: str) -> None:
+def _record_attempt(
+    session: Session | AsyncSession, job: Job, attempt: Attempt, outcome: str
+) -> None:
     session.add(
         JobAttempt(
             job_id=job.id,
