@@ -37,7 +37,7 @@ from pinelab.jobs.retry import RetryPolicy
 from pinelab.jobs.scheduler import Scheduler
 
 if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
+    from typing import Any as AppContext  # bridged until the merge: api/context.py is gone
 
 __all__ = ["JobType", "PermanentJobError", "Worker", "default_job_types", "register_periodic_jobs"]
 
@@ -313,7 +313,7 @@ class Worker:
 def default_job_types() -> dict[str, JobType]:
     """Return every job kind PineLab runs, with its handlers."""
     from pinelab.jobs.maintenance import CLEANUP_JOBS, cleanup_jobs_job
-    from pinelab.notify.email import SEND_EMAIL, send_email_job
+    from pinelab.notify.email import SEND_EMAIL, send_email
     from pinelab.trading.execution import (
         EXECUTE_SIGNAL,
         execute_signal_inline,
@@ -330,7 +330,7 @@ def default_job_types() -> dict[str, JobType]:
             on_replay=signal_job_replayed,
             run_inline=execute_signal_inline,
         ),
-        SEND_EMAIL: JobType(run=send_email_job),
+        SEND_EMAIL: JobType(run=lambda ctx, job: send_email(job.payload, settings=ctx.settings)),
         CLEANUP_JOBS: JobType(run=cleanup_jobs_job),
         RECONCILE: JobType(run=reconcile_job),
     }

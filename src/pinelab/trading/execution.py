@@ -65,7 +65,7 @@ from pinelab.trading.planning import (
 )
 
 if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
+    from typing import Any as AppContext  # bridged until the merge: api/context.py is gone
 
 log = structlog.get_logger(__name__)
 
@@ -321,7 +321,7 @@ async def record_report(
 
     With `finish`, the signal is finished in the same transaction.
     """
-    recorded = await context.db.run_session(
+    recorded: _Recorded = await context.db.run_session(
         partial(_record, client_id=client_id, report=report, submitted=submitted, finish=finish)
     )
     if recorded.after is not None and recorded.after != recorded.before:

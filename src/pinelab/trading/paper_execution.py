@@ -53,7 +53,8 @@ from pinelab.trading.planning import (
 )
 
 if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
+    from typing import Any as AppContext  # bridged until the merge: api/context.py is gone
+
     from pinelab.ops.metrics import Metrics
 
 NO_ACCOUNT = "the strategy has no live broker account"

@@ -46,7 +46,7 @@ from pinelab.trading.models import Fill, Order, Position, ReconciliationRun
 from pinelab.trading.order_state import OrderEventType
 
 if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
+    from typing import Any as AppContext  # bridged until the merge: api/context.py is gone
 
 log = structlog.get_logger(__name__)
 
