@@ -9,7 +9,6 @@ from typing import Any
 
 from pinelab.accounts.models import User
 from pinelab.accounts.security import hash_password
-from pinelab.api.context import AppContext
 from pinelab.brokers.models import BrokerAccount
 from pinelab.clock import now
 from pinelab.db import Database
@@ -89,14 +88,6 @@ async def stored_job(db: Database, job_id: int) -> Job:
         job = await session.get(Job, job_id)
     assert job is not None
     return job
-
-
-async def close_context(context: AppContext) -> None:
-    """Close what `build_context` opened (the signal writer's commit process too, if started)."""
-    if context.signal_writer is not None:
-        await context.signal_writer.stop()
-    await context.brokers.close()
-    await context.db.dispose()
 
 
 def signal_values(

@@ -11,8 +11,6 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker
 from pinelab.brokers.exceptions import BrokerUnavailable, InvalidOrder
 from pinelab.brokers.models import BrokerAccount
@@ -25,10 +23,12 @@ from pinelab.jobs.maintenance import FINISHED_JOB_RETENTION
 from pinelab.jobs.models import DeadLetter, Job, JobAttempt
 from pinelab.jobs.retry import RetryPolicy
 from pinelab.jobs.worker import JobType, Worker
+from pinelab.main import Services as AppContext  # bridged until the merge
+from pinelab.main import build_services as build_context  # bridged until the merge
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import Seeded, close_context, enqueue_job, seed_strategy
+from tests.factories import Seeded, enqueue_job, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 
 
@@ -39,7 +39,7 @@ async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterato
     settings.max_retry_attempts = 3
     built = build_context(settings)
     yield built
-    await close_context(built)
+    await built.close()
 
 
 async def drain(worker: Worker, clock: FrozenClock) -> None:

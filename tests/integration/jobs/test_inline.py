@@ -8,10 +8,10 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import Connection, Table, func, insert, select
 
-from pinelab.api.context import AppContext
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job, JobAttempt, PeriodicTask
 from pinelab.jobs.worker import JobType, Worker
+from pinelab.main import Services as AppContext  # bridged until the merge
 from tests.factories import enqueue_job, stored_job
 
 _PERIODIC = cast(Table, PeriodicTask.__table__)

@@ -8,21 +8,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.jobs.maintenance import cleanup_jobs_job
 from pinelab.jobs.models import Job
+from pinelab.main import Services as AppContext  # bridged until the merge
+from pinelab.main import build_services as build_context  # bridged until the merge
 from pinelab.trading.models import ReconciliationRun
-from tests.factories import close_context
 
 
 @pytest.fixture
 async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
     built = build_context(settings.model_copy(update={"reconciliation_retention_days": 30}))
     yield built
-    await close_context(built)
+    await built.close()
 
 
 async def test_finished_runs_past_the_retention_are_deleted_and_the_rest_kept(

@@ -9,13 +9,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from pinelab.api.app import build_context, create_app
-from pinelab.api.context import AppContext
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.jobs.models import Job, PeriodicTask
 from pinelab.jobs.worker import JobType, Worker
-from tests.factories import close_context
+from pinelab.main import Services as AppContext  # bridged until the merge
+from pinelab.main import build_services as build_context  # bridged until the merge
+from pinelab.main import create_app
 
 INTERVAL = 60.0
 
@@ -26,7 +26,7 @@ async def contexts(settings: Settings) -> AsyncIterator[list[AppContext]]:
     built = [build_context(settings) for _ in range(3)]
     yield built
     for context in built:
-        await close_context(context)
+        await context.close()
 
 
 def _ticking_worker(context: AppContext, runs: list[str]) -> Worker:
@@ -144,7 +144,7 @@ async def test_api_whose_worker_is_refused_still_serves(
     try:
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            assert not app.state.context.worker.running
+            assert not app.state.worker.running
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
                 response = await http.get("/health/live")

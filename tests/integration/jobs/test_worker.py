@@ -7,15 +7,15 @@ import time
 
 import pytest
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.brokers.exceptions import BrokerUnavailable, InvalidOrder
 from pinelab.config import Settings
 from pinelab.jobs import queue
 from pinelab.jobs import worker as worker_module
 from pinelab.jobs.models import Job
 from pinelab.jobs.worker import JobType, Worker
-from tests.factories import close_context, enqueue_job, stored_job
+from pinelab.main import Services as AppContext  # bridged until the merge
+from pinelab.main import build_services as build_context  # bridged until the merge
+from tests.factories import enqueue_job, stored_job
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ async def context(settings: Settings) -> AppContext:
     settings.max_retry_attempts = 3
     built = build_context(settings)
     yield built
-    await close_context(built)
+    await built.close()
 
 
 async def test_woken_worker_runs_a_new_job_without_waiting_for_a_poll(context: AppContext) -> None:

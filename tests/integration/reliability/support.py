@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker
 from pinelab.brokers.credentials import BrokerCredentials, seal_credentials
 from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
+from pinelab.main import Services as AppContext  # bridged until the merge
 from pinelab.strategies.models import StrategyBrokerAccount
 from pinelab.trading.models import Order
 from tests.factories import Seeded

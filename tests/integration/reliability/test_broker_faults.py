@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pinelab.api.context import AppContext
+from pinelab.main import Services as AppContext  # bridged until the merge
 from pinelab.signals.models import Signal
 from pinelab.trading.execution import EXECUTE_SIGNAL
 from pinelab.trading.models import Order
@@ -63,7 +63,7 @@ class Sender:
 
 
 async def _setup(app: FastAPI, client: httpx.AsyncClient, emulator: AlpacaEmulator) -> Sender:
-    context: AppContext = app.state.context
+    context: AppContext = app.state
     seeded: Seeded = await seed_strategy(context.db)
     await bind_account(context, seeded, "alpaca", build=lambda: make_broker(emulator, timeout=0.5))
     return Sender(client, seeded.token)
@@ -136,7 +136,7 @@ async def _outage(emulator: AlpacaEmulator, sender: Sender, per_phase: int) -> d
 async def test_broker_down_for_a_stretch_while_alerts_arrive_places_each_order_once(
     app: FastAPI, client: httpx.AsyncClient, emulator: AlpacaEmulator
 ) -> None:
-    context: AppContext = app.state.context
+    context: AppContext = app.state
     sender = await _setup(app, client, emulator)
 
     await sender.send(2)  # healthy first: the adapter knows AAPL, so timeouts hit orders
@@ -154,7 +154,7 @@ async def test_broker_down_for_a_stretch_while_alerts_arrive_places_each_order_o
 async def test_response_lost_after_the_broker_took_the_order_places_no_duplicate(
     app: FastAPI, client: httpx.AsyncClient, emulator: AlpacaEmulator
 ) -> None:
-    context: AppContext = app.state.context
+    context: AppContext = app.state
     sender = await _setup(app, client, emulator)
     emulator.faults.add(
         "drop_response_after_accept", count=EVERY, path_prefix=ORDERS, method="POST"

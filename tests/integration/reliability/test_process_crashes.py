@@ -23,12 +23,12 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.credentials import BrokerCredentials
 from pinelab.brokers.models import PaperOrder
 from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.jobs.models import Job
+from pinelab.main import Services as AppContext  # bridged until the merge
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
 from tests.factories import seed_strategy, stored_job

@@ -9,10 +9,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide
 from pinelab.brokers.exceptions import RetryableBrokerError
 from pinelab.brokers.models import BrokerAccount
+from pinelab.main import Services as AppContext  # bridged until the merge
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
 from pinelab.trading import orders

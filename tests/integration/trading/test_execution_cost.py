@@ -12,8 +12,8 @@ import orjson
 import pytest
 from sqlalchemy import Engine, event, select
 
-from pinelab.api.context import AppContext
 from pinelab.jobs.models import Job, JobAttempt
+from pinelab.main import Services as AppContext  # bridged until the merge
 from pinelab.signals.models import Signal
 from pinelab.trading.execution import execute_signal
 from pinelab.trading.models import Fill, Order

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.models import PaperFill, PaperOrder
 from pinelab.brokers.paper_venue import PaperConfig, PaperVenue
+from pinelab.main import Services as AppContext  # bridged until the merge
 from pinelab.signals.models import Signal
 from pinelab.trading import paper_execution
 from pinelab.trading.books import Books

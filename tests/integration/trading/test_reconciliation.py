@@ -10,8 +10,6 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide, QuoteDriven
 from pinelab.brokers.exceptions import RetryableBrokerError
 from pinelab.brokers.models import BrokerAccount
@@ -20,6 +18,8 @@ from pinelab.config import Settings
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.jobs.worker import Worker, register_periodic_jobs
+from pinelab.main import Services as AppContext  # bridged until the merge
+from pinelab.main import build_services as build_context  # bridged until the merge
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.strategies.models import StrategyBrokerAccount
 from pinelab.trading.execution import execute_signal
@@ -31,7 +31,7 @@ from pinelab.trading.reconciliation import (
     ReconciliationScope,
     reconcile,
 )
-from tests.factories import Seeded, close_context, seed_strategy
+from tests.factories import Seeded, seed_strategy
 from tests.fakes import alpaca_emulator, ccxt_emulator
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 from tests.integration.brokers.test_alpaca import make_broker as make_alpaca
@@ -42,7 +42,7 @@ from tests.integration.brokers.test_ccxt import make_broker as make_ccxt
 async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
     built = build_context(settings)
     yield built
-    await close_context(built)
+    await built.close()
 
 
 @pytest.fixture
