@@ -57,7 +57,7 @@ from pinelab.ops.router import router as health_router
 from pinelab.signals.committer import CommitProcess, runs_beside
 from pinelab.signals.models import Signal
 from pinelab.signals.router import router as signals_router
-from pinelab.signals.router import webhook_router
+from pinelab.signals.router import webhook_route
 from pinelab.signals.service import Ingestor
 from pinelab.signals.writer import SignalWriter
 from pinelab.strategies.router import router as strategies_router
@@ -306,7 +306,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
-    app.include_router(webhook_router)  # first: every alert is matched against it first
+    app.router.routes.append(webhook_route)  # early: every alert is matched against it first
     app.include_router(health_router)
     app.include_router(docs_router)
     for router in (
