@@ -178,7 +178,7 @@ def pinelab_server(data_dir: Path, *, worker: bool, extra_env: dict[str, str]) -
     )
     env.update(extra_env)
     env["PINELAB_DATA_DIR"] = str(data_dir)
-    argv = [sys.executable, "-m", "uvicorn", "pinelab.api.app:create_app", "--factory"]
+    argv = [sys.executable, "-m", "uvicorn", "pinelab.main:create_app", "--factory"]
     return Server("pinelab", argv, env=env, cwd=data_dir)
 
 

@@ -19,12 +19,10 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 from pinelab import clock
-from pinelab.api.app import build_context, create_app
-from pinelab.api.context import AppContext
 from pinelab.config import Settings
 from pinelab.db import Database, migrate
 from pinelab.db.models import Base
-from tests.factories import close_context
+from pinelab.main import Services, build_services, create_app
 
 PG_URL = os.environ.get("PINELAB_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("PINELAB_TEST_REDIS_URL", "")
@@ -111,11 +109,17 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-async def context(settings: Settings) -> AsyncIterator[AppContext]:
-    """The app's services on the test's database (no HTTP app, no lifespan), closed after."""
-    built = build_context(settings)
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """One process's services on the test's database (no HTTP app, not started), closed after."""
+    built = build_services(settings)
     yield built
-    await close_context(built)
+    await built.close()
+
+
+@pytest.fixture
+def context(services: Services) -> Services:
+    """The same services under the fixture name the other branches' tests use until the merge."""
+    return services
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from typing import Any
 
 from pinelab.accounts.models import User
 from pinelab.accounts.security import hash_password
-from pinelab.api.context import AppContext
 from pinelab.brokers.models import BrokerAccount
 from pinelab.clock import now
 from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
+from pinelab.main import Services
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.strategies.tokens import hash_token
 from pinelab.trading.execution import execute_signal
@@ -92,17 +92,11 @@ async def stored_job(db: Database, job_id: int) -> Job:
     return job
 
 
-async def execute(context: AppContext, signal_id: int) -> None:
+async def execute(services: Services, signal_id: int) -> None:
     """Execute a signal as the worker's execute_signal job does."""
-    await execute_signal(signal_id, db=context.db, brokers=context.brokers, metrics=context.metrics)
-
-
-async def close_context(context: AppContext) -> None:
-    """Close what `build_context` opened."""
-    if context.signal_writer is not None:
-        await context.signal_writer.stop()
-    await context.brokers.close()
-    await context.db.dispose()
+    await execute_signal(
+        signal_id, db=services.db, brokers=services.brokers, metrics=services.metrics
+    )
 
 
 def signal_values(

@@ -13,7 +13,7 @@ import uvicorn
 from pinelab.brokers.cli import broker_app
 from pinelab.config import Settings
 from pinelab.db import migrate as migrations
-from pinelab.jobs.cli import dead_letters_app, run_worker
+from pinelab.jobs.cli import DeadLetterSetup, dead_letters_app
 from pinelab.logging import configure_logging
 
 app = typer.Typer(
@@ -34,14 +34,15 @@ def _settings() -> Settings:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (PINELAB_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (PINELAB_PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="API processes on the one port")] = 1,
 ) -> None:
     """Serve the API, the dashboard and (unless disabled) the in-process worker."""
     _refuse_broken_config()
     settings = _settings()
-    from pinelab.api.app import create_app
-
     uvicorn.run(
-        create_app(settings),
+        "pinelab.main:create_app",
+        factory=True,
+        workers=workers,
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
@@ -78,18 +79,22 @@ def check_config(
 def worker() -> None:
     """Run the job worker and the periodic scheduler, without HTTP, until SIGTERM or SIGINT."""
     settings = _settings()
+    from pinelab.main import run_worker
+
     code = asyncio.run(run_worker(settings))
     if code:
         typer.echo("worker not started: another process runs the worker (see the log)", err=True)
         raise typer.Exit(code)
 
 
-def _dead_letters_settings(ctx: typer.Context) -> None:
+def _dead_letters_setup(ctx: typer.Context) -> None:
     """Inspect, replay and discard dead letters."""
-    ctx.obj = _settings()
+    from pinelab.main import replay_hooks
+
+    ctx.obj = DeadLetterSetup(_settings(), replay_hooks())
 
 
-app.add_typer(dead_letters_app, name="dead-letters", callback=_dead_letters_settings)
+app.add_typer(dead_letters_app, name="dead-letters", callback=_dead_letters_setup)
 
 
 def _broker_settings(ctx: typer.Context) -> None:
@@ -111,9 +116,16 @@ def rotate_key(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per batch")] = 100,
 ) -> None:
     """Re-encrypt every stored secret under the primary key; safe to interrupt and run again."""
+    from pinelab.main import encrypted_columns
     from pinelab.vault.cli import rotate_key as rotate
 
-    rotate(_settings(), generate=generate, retire_old=retire_old, batch_size=batch_size)
+    rotate(
+        _settings(),
+        columns=encrypted_columns(),
+        generate=generate,
+        retire_old=retire_old,
+        batch_size=batch_size,
+    )
 
 
 @app.command()

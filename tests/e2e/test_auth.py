@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pinelab.api import ratelimit
 from pinelab.clock import FrozenClock
+from pinelab.ops import ratelimit
 
 PASSWORD = "blue-harbour-lantern-42"
 ERROR_KEYS = {"error", "message", "details"}

@@ -10,7 +10,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.models import BrokerAccount, PaperAccount
 from pinelab.trading.models import Order
 from tests.e2e.conftest import UserFactory
@@ -31,11 +30,6 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], **overrides
 
 def error_fields(response: httpx.Response) -> set[str]:
     return {detail["field"] for detail in response.json()["details"]}
-
-
-def context_of(app: FastAPI) -> AppContext:
-    context: AppContext = app.state.context
-    return context
 
 
 async def test_create_applies_defaults_and_returns_decimals_as_strings(
@@ -190,7 +184,7 @@ async def test_starting_cash_changes_while_no_orders_and_resets_paper_cash(
     client: httpx.AsyncClient, auth_headers: dict[str, str], app: FastAPI
 ) -> None:
     account = await create(client, auth_headers)
-    async with context_of(app).db.transaction() as session:
+    async with app.state.db.transaction() as session:
         session.add(PaperAccount(broker_account_id=account["id"], cash=Decimal(100000)))
 
     response = await client.patch(
@@ -199,7 +193,7 @@ async def test_starting_cash_changes_while_no_orders_and_resets_paper_cash(
 
     assert response.status_code == 200, response.text
     assert Decimal(response.json()["starting_cash"]) == 5000
-    async with context_of(app).db.session() as session:
+    async with app.state.db.session() as session:
         paper_account = await session.get(PaperAccount, account["id"])
     assert paper_account is not None
     assert paper_account.cash == Decimal(5000)
@@ -243,7 +237,7 @@ async def test_delete_archives_hides_and_keeps_the_row(
     assert [item["id"] for item in listed] == [kept["id"]]
     assert (await client.get(f"{URL}/{gone['id']}", headers=auth_headers)).status_code == 404
     assert (await client.delete(f"{URL}/{gone['id']}", headers=auth_headers)).status_code == 404
-    async with context_of(app).db.session() as session:
+    async with app.state.db.session() as session:
         row = await session.get(BrokerAccount, gone["id"])
         orders = (await session.scalars(select(Order))).all()
     assert row is not None
@@ -292,7 +286,7 @@ async def test_another_user_sees_404_and_changes_nothing(
 
 
 async def _place_order_record(app: FastAPI, broker_account_id: int) -> None:
-    async with context_of(app).db.transaction() as session:
+    async with app.state.db.transaction() as session:
         account = await session.get(BrokerAccount, broker_account_id)
         assert account is not None
         session.add(

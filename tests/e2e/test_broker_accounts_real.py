@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from sqlalchemy import text, update
 from structlog.testing import capture_logs
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.models import BrokerAccount
 from pinelab.config import Settings
+from pinelab.db import Database
 from tests.e2e.conftest import UserFactory
 from tests.fakes.alpaca_emulator import AlpacaEmulator
 from tests.fakes.alpaca_emulator import running_emulator as running_alpaca
@@ -78,11 +78,6 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], body: dict[
     return response.json()
 
 
-def context_of(app: FastAPI) -> AppContext:
-    context: AppContext = app.state.context
-    return context
-
-
 def error_fields(response: httpx.Response) -> set[str]:
     return {detail["field"] for detail in response.json()["details"]}
 
@@ -118,9 +113,9 @@ async def test_raw_database_holds_no_credential_in_clear(
     await create(client, auth_headers, okx_body())
     secrets = [ALPACA_KEY, ALPACA_SECRET, OKX_SECRET, OKX_PASSWORD]
 
-    context = context_of(app)
+    db: Database = app.state.db
     if settings.is_sqlite:
-        database_file = Path(context.db.engine.url.database or "")
+        database_file = Path(db.engine.url.database or "")
         raw = b"".join(
             path.read_bytes()
             for path in (database_file, Path(f"{database_file}-wal"))
@@ -128,7 +123,7 @@ async def test_raw_database_holds_no_credential_in_clear(
         )
         assert b"broker_account" in raw  # the test does read the database
     else:
-        async with context.db.session() as session:
+        async with db.session() as session:
             rows = await session.execute(text("SELECT row_to_json(b)::text FROM broker_account b"))
             raw = "\n".join(row[0] for row in rows).encode()
         assert b"v1:" in raw
@@ -300,7 +295,7 @@ async def test_credentials_moved_to_another_account_cannot_be_decrypted_409(
 ) -> None:
     first = await create(client, auth_headers, alpaca_body(alpaca))
     second = await create(client, auth_headers, alpaca_body(alpaca, label="Second"))
-    db = context_of(app).db
+    db = app.state.db
     async with db.session() as session:
         stolen = (await session.get_one(BrokerAccount, first["id"])).credentials_encrypted
     async with db.transaction() as session:

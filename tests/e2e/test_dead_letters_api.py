@@ -22,7 +22,7 @@ BASE = "/api/v1/admin/dead-letters"
 
 
 def _db(app: FastAPI) -> Database:
-    database: Database = app.state.context.db
+    database: Database = app.state.db
     return database
 
 
@@ -98,7 +98,7 @@ async def test_admin_lists_inspects_and_replays_a_dead_letter_which_then_runs(
     assert body["dead_letter"]["resolved_by"] is not None
     assert body["dead_letter"]["resolved_at"] is not None
 
-    files = await _outbox_files(app.state.context.settings.data_dir)
+    files = await _outbox_files(app.state.settings.data_dir)
     assert len(files) == 1
     assert "secret-1" in files[0].read_text()
     again = await client.post(f"{BASE}/{item['id']}/replay", headers=admin_headers)

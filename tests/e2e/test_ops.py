@@ -14,11 +14,10 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from pinelab.accounts import service as accounts
-from pinelab.api.app import create_app
 from pinelab.config import Settings
 from pinelab.db import Database
+from pinelab.main import create_app
 from pinelab.ops.health import HealthChecker
-from pinelab.ops.router import HEALTH_KEY
 from pinelab.signals.models import Signal
 from tests.e2e.conftest import PASSWORD
 from tests.factories import seed_strategy
@@ -61,7 +60,7 @@ async def test_readiness_is_503_when_the_database_is_down(
     app: FastAPI, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     broken = Database("sqlite+aiosqlite:////nonexistent-dir/pinelab.db")
-    app.state.context.extras[HEALTH_KEY] = HealthChecker(settings, broken)
+    app.state.health = HealthChecker(settings, broken)
     response = await client.get("/health/ready")
     await broken.dispose()
     assert response.status_code == 503
@@ -76,7 +75,7 @@ async def test_readiness_is_503_when_the_database_is_down(
 
 
 async def _admin_headers(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
-    async with app.state.context.db.transaction() as session:
+    async with app.state.db.transaction() as session:
         await accounts.create_user(
             session, email="ops@example.com", password=PASSWORD, role="admin", verified=True
         )
@@ -102,7 +101,7 @@ async def test_admin_health_shows_the_detail_to_admins_only(
 
 async def _settled(app: FastAPI, signal_id: int) -> None:
     for _ in range(200):
-        async with app.state.context.db.session() as session:
+        async with app.state.db.session() as session:
             signal = await session.get(Signal, signal_id)
         if signal is not None and signal.status != "accepted":
             return
@@ -113,7 +112,7 @@ async def _settled(app: FastAPI, signal_id: int) -> None:
 async def test_metrics_count_alerts_orders_latency_queue_and_errors(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    seeded = await seed_strategy(app.state.context.db)
+    seeded = await seed_strategy(app.state.db)
     accepted = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     await client.post(f"/webhooks/{seeded.token}", json={**ALERT, "id": "x", "quantity": "NaN"})
@@ -269,7 +268,7 @@ async def test_nul_characters_are_a_4xx_on_every_database(
     assert label.status_code in (201, 422), label.text
     query = await client.get("/api/v1/fills", params={"ticker": "A\u0000"}, headers=auth_headers)
     assert query.status_code in (200, 422), query.text
-    seeded = await seed_strategy(app.state.context.db)
+    seeded = await seed_strategy(app.state.db)
     alert = await client.post(
         f"/webhooks/{seeded.token}",
         content=b"buy AAPL 1 \x00",

@@ -42,7 +42,7 @@ def _headers(app: FastAPI, user_id: int) -> dict[str, str]:
     token = encode_jwt(
         subject=str(user_id),
         audience=ACCESS_AUDIENCE,
-        key=app.state.context.secret_key,
+        key=app.state.secret_key,
         ttl_seconds=900,
     )
     return {"Authorization": f"Bearer {token}"}

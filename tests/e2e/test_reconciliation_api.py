@@ -28,7 +28,7 @@ async def admin_headers(
 ) -> dict[str, str]:
     headers = await user_factory()
     me = await client.get("/api/v1/auth/me", headers=headers)
-    db: Database = app.state.context.db
+    db: Database = app.state.db
     async with db.transaction() as session:
         user = await session.get(User, me.json()["id"])
         assert user is not None

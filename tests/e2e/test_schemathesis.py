@@ -24,8 +24,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from pinelab.api.app import create_app
 from pinelab.config import Settings
+from pinelab.main import create_app
 from tests.conftest import BACKENDS, _empty_tables_statement, _pg_admin
 from tests.e2e.conftest import PASSWORD
 

@@ -10,7 +10,6 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pinelab.api.context import AppContext
 from pinelab.strategies.models import Strategy
 from pinelab.strategies.tokens import hash_token
 from tests.e2e.conftest import UserFactory
@@ -49,11 +48,6 @@ def error_fields(response: httpx.Response) -> set[str]:
     return {detail["field"] for detail in response.json()["details"]}
 
 
-def context_of(app: FastAPI) -> AppContext:
-    context: AppContext = app.state.context
-    return context
-
-
 async def test_create_returns_token_and_webhook_url_once(
     client: httpx.AsyncClient, auth_headers: dict[str, str], app: FastAPI
 ) -> None:
@@ -63,7 +57,7 @@ async def test_create_returns_token_and_webhook_url_once(
 
     token = created["token"]
     assert len(token) >= 40
-    assert created["webhook_url"] == f"{context_of(app).settings.base_url}/webhooks/{token}"
+    assert created["webhook_url"] == f"{app.state.settings.base_url}/webhooks/{token}"
     assert created["token_hint"] == f"{token[:6]}…"
     assert created["has_passphrase"] is True
     assert "passphrase" not in created
@@ -99,7 +93,7 @@ async def test_create_stores_settings_and_only_hashes_of_secrets(
     assert created["duplicate_window_seconds"] == 60
     assert created["allowed_symbols"] == ["AAPL", "BTCUSDT", "BINANCE:ETHUSDT"]
     assert Decimal(created["max_position_quantity"]) == 100
-    async with context_of(app).db.session() as session:
+    async with app.state.db.session() as session:
         row = (await session.scalars(select(Strategy))).one()
     assert row.token_hash == hash_token(created["token"])
     assert row.passphrase_hash is not None
@@ -218,7 +212,7 @@ async def test_delete_archives_and_the_webhook_answers_404(
     assert (await client.post(f"/webhooks/{created['token']}", json=ALERT)).status_code == 404
     assert (await client.get(f"{URL}/{created['id']}", headers=auth_headers)).status_code == 404
     assert (await client.get(URL, headers=auth_headers)).json()["items"] == []
-    async with context_of(app).db.session() as session:
+    async with app.state.db.session() as session:
         row = await session.get(Strategy, created["id"])
     assert row is not None
     assert row.archived_at is not None

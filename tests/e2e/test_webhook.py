@@ -29,7 +29,7 @@ ALERT = {
 
 
 def _db(app: FastAPI) -> Database:
-    database: Database = app.state.context.db
+    database: Database = app.state.db
     return database
 
 
@@ -167,10 +167,8 @@ async def test_passphrase_is_checked_and_never_stored(
     async with _db(app).transaction() as session:
         strategy = await session.get(Strategy, seeded.strategy_id)
         assert strategy is not None
-        strategy.passphrase_hash = hash_passphrase(
-            "correct horse", key=app.state.context.secret_key
-        )
-    app.state.context.tokens.invalidate()
+        strategy.passphrase_hash = hash_passphrase("correct horse", key=app.state.secret_key)
+    app.state.tokens.invalidate()
     wrong = await client.post(f"/webhooks/{seeded.token}", json={**ALERT, "passphrase": "guess"})
     missing = await client.post(f"/webhooks/{seeded.token}", json={**ALERT, "id": "a2"})
     right = await client.post(
@@ -192,7 +190,7 @@ async def test_disabled_strategy_records_the_alert_and_answers_409(
         strategy = await session.get(Strategy, seeded.strategy_id)
         assert strategy is not None
         strategy.enabled = False
-    app.state.context.tokens.invalidate()
+    app.state.tokens.invalidate()
     response = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     assert response.status_code == 409
     assert (await _signal(app, response.json()["signal_id"])).status == "rejected"
@@ -202,7 +200,7 @@ async def test_disabled_strategy_records_the_alert_and_answers_409(
 async def test_strategy_over_its_rate_gets_429_with_retry_after(
     app: FastAPI, client: httpx.AsyncClient, seeded: Seeded
 ) -> None:
-    limiter = app.state.context.ingestor.strategy_limiter
+    limiter = app.state.ingestor.strategy_limiter
     limiter.rate, limiter.burst = 1 / 60, 2.0
     answers = [
         await client.post(f"/webhooks/{seeded.token}", json={**ALERT, "id": str(i)})
@@ -215,7 +213,7 @@ async def test_strategy_over_its_rate_gets_429_with_retry_after(
 async def test_source_sending_unknown_tokens_is_rate_limited(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    limiter = app.state.context.ingestor.bad_token_limiter
+    limiter = app.state.ingestor.bad_token_limiter
     limiter.rate, limiter.burst = 1 / 60, 3.0
     codes = [(await client.post(f"/webhooks/guess-{i}", json=ALERT)).status_code for i in range(4)]
     assert codes == [404, 404, 404, 429]
@@ -236,7 +234,7 @@ async def test_alert_for_two_accounts_fans_out(
         session.add(
             StrategyBrokerAccount(strategy_id=seeded.strategy_id, broker_account_id=second.id)
         )
-    app.state.context.tokens.invalidate()
+    app.state.tokens.invalidate()
     response = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     signal = await _settled(app, response.json()["signal_id"])
     assert signal.status == "executed"

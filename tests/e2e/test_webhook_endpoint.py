@@ -1,4 +1,5 @@
-"""The webhook's bare ASGI endpoint: what it keeps from the full stack, and its failure answers."""
+"""The webhook is a route like any other: the middleware's request id, metrics and bare 500,
+the one error body, and its own failure answers."""
 
 from __future__ import annotations
 
@@ -14,31 +15,25 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from pinelab.api import middleware
-from pinelab.api.context import AppContext
 from pinelab.signals.models import Signal
 from tests.factories import Seeded, seed_strategy
 
 ALERT = {"ticker": "AAPL", "action": "buy", "quantity": "1", "price": "10", "id": "e1", "time": "t"}
 
 
-def _context(app: FastAPI) -> AppContext:
-    context: AppContext = app.state.context
-    return context
-
-
 @pytest.fixture
 async def seeded(app: FastAPI) -> Seeded:
-    return await seed_strategy(_context(app).db)
+    return await seed_strategy(app.state.db)
 
 
 async def _signals(app: FastAPI) -> int:
-    async with _context(app).db.session() as session:
+    async with app.state.db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(Signal)) or 0)
 
 
 def _webhook_requests(app: FastAPI) -> dict[str, float]:
     counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(_context(app).metrics.render().decode()):
+    for family in text_string_to_metric_families(app.state.metrics.render().decode()):
         for sample in family.samples:
             if sample.name == "pinelab_http_requests_total":
                 counts[f"{sample.labels['route']} {sample.labels['status']}"] = sample.value
@@ -71,7 +66,7 @@ async def test_webhook_answers_carry_a_request_id_and_count_under_the_route_temp
         ("POST", "/webhooks/", 404),
     ],
 )
-async def test_anything_but_a_post_to_one_token_is_left_to_the_api(
+async def test_other_methods_and_paths_under_webhooks_get_the_one_error_body(
     client: httpx.AsyncClient, method: str, path: str, status: int
 ) -> None:
     response = await client.request(method, path, json=ALERT)
@@ -83,14 +78,12 @@ async def test_anything_but_a_post_to_one_token_is_left_to_the_api(
 async def test_a_database_that_cannot_store_the_alert_is_503_and_nothing_is_acknowledged(
     app: FastAPI, client: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = _context(app).signal_writer
-    assert writer is not None
+    writer = app.state.ingestor.writer
 
     async def disk_full(*_: Any, **__: Any) -> Any:
         raise OperationalError("INSERT INTO signal", {}, sqlite3.OperationalError("disk is full"))
 
-    # The batch's commit fails (a full disk, say).
-    monkeypatch.setattr(writer, "_commit", disk_full)
+    monkeypatch.setattr(writer, "write", disk_full)  # the batch holding the alert fails
     response = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     assert response.status_code == 503
     body = response.json()
@@ -115,7 +108,7 @@ async def test_a_body_sent_in_chunks_is_read_whole(
         f"/webhooks/{seeded.token}", content=chunks(), headers={"content-type": "text/plain"}
     )
     assert response.status_code == 202, response.text
-    async with _context(app).db.session() as session:
+    async with app.state.db.session() as session:
         signal = await session.get(Signal, response.json()["signal_id"])
     assert signal is not None
     assert signal.raw_body == "buy AAPL 3"
@@ -124,8 +117,7 @@ async def test_a_body_sent_in_chunks_is_read_whole(
 async def test_a_bug_in_ingestion_is_a_bare_500_with_the_request_id_logged_and_counted(
     app: FastAPI, client: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ingestor = _context(app).ingestor
-    assert ingestor is not None
+    ingestor = app.state.ingestor
 
     async def broken(**_: Any) -> Any:
         raise RuntimeError("secret detail: postgresql://app:hunter2@db/x")

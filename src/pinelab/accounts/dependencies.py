@@ -1,32 +1,34 @@
-"""Who is asking: the bearer token's user, and the admin check."""
+"""Who is asking (the bearer token's user, the admin check) and the login limiter."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import structlog
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pinelab.accounts.models import User
 from pinelab.accounts.security import ACCESS_AUDIENCE, decode_jwt
-from pinelab.api.deps import ContextDep
+from pinelab.api.deps import DatabaseDep, SecretKeyDep
 from pinelab.errors import AuthenticationError, AuthorizationError
+from pinelab.ops.ratelimit import RateLimiter
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
 
 
 async def current_user(
-    context: ContextDep,
+    db: DatabaseDep,
+    secret_key: SecretKeyDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """Return the active user the access token names, or answer 401."""
     if credentials is None:
         raise AuthenticationError("Missing bearer token")
-    claims = decode_jwt(credentials.credentials, audience=ACCESS_AUDIENCE, key=context.secret_key)
+    claims = decode_jwt(credentials.credentials, audience=ACCESS_AUDIENCE, key=secret_key)
     if claims is None:
         raise AuthenticationError("Invalid or expired access token")
-    async with context.db.session() as session:
+    async with db.session() as session:
         user = await session.get(User, int(claims["sub"]))
     if user is None or not user.is_active:
         raise AuthenticationError("Invalid or expired access token")
@@ -41,5 +43,12 @@ async def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
     return user
 
 
+async def get_login_limiter(request: Request) -> RateLimiter:
+    """Return the process's limiter of login attempts."""
+    limiter: RateLimiter = request.app.state.login_limiter
+    return limiter
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
 CurrentAdmin = Annotated[User, Depends(current_admin)]
+LoginLimiterDep = Annotated[RateLimiter, Depends(get_login_limiter)]

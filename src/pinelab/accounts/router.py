@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from pinelab.accounts import service
-from pinelab.accounts.dependencies import CurrentUser
+from pinelab.accounts.dependencies import CurrentUser, LoginLimiterDep
 from pinelab.accounts.exceptions import InvalidRefreshToken
 from pinelab.accounts.schemas import (
     LoginRequest,
@@ -17,36 +17,25 @@ from pinelab.accounts.schemas import (
     TokenResponse,
     UserRead,
 )
-from pinelab.api.deps import ContextDep
-from pinelab.api.ratelimit import RateLimiter
+from pinelab.api.deps import DatabaseDep, SecretKeyDep, SettingsDep
 from pinelab.api.request import client_ip
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-LOGIN_LIMITER_KEY = "login_limiter"
 
-
-def token_policy(context: ContextDep) -> service.TokenPolicy:
+async def token_policy(settings: SettingsDep, secret_key: SecretKeyDep) -> service.TokenPolicy:
     """Return how this process signs tokens and how long they live."""
     return service.TokenPolicy(
-        secret_key=context.secret_key,
-        access_ttl_seconds=context.settings.access_token_ttl_seconds,
-        refresh_ttl_seconds=context.settings.refresh_token_ttl_seconds,
+        secret_key=secret_key,
+        access_ttl_seconds=settings.access_token_ttl_seconds,
+        refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
     )
 
 
-def login_limiter(context: ContextDep) -> RateLimiter:
-    """Return the process's login-attempt limiter, creating it on first use."""
-    limiter = context.extras.get(LOGIN_LIMITER_KEY)
-    if not isinstance(limiter, RateLimiter):
-        limiter = context.extras[LOGIN_LIMITER_KEY] = service.new_login_limiter()
-    return limiter
-
-
-def session_origin(request: Request, context: ContextDep) -> service.SessionOrigin:
+async def session_origin(request: Request, settings: SettingsDep) -> service.SessionOrigin:
     """Return the caller's address and user agent, as recorded on a session."""
     return service.SessionOrigin(
-        ip_address=client_ip(request, context.settings.trusted_proxies),
+        ip_address=client_ip(request, settings.trusted_proxies),
         user_agent=request.headers.get("user-agent"),
     )
 
@@ -56,9 +45,9 @@ OriginDep = Annotated[service.SessionOrigin, Depends(session_origin)]
 
 
 @router.post("/register", status_code=201, responses={409: {"description": "Email taken"}})
-async def register(body: RegisterRequest, context: ContextDep) -> UserRead:
+async def register(body: RegisterRequest, db: DatabaseDep) -> UserRead:
     """Create an account; the email must be free and the password pass the policy."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         user = await service.create_user(session, email=body.email, password=body.password)
     return UserRead.from_user(user)
 
@@ -69,28 +58,28 @@ async def register(body: RegisterRequest, context: ContextDep) -> UserRead:
 )
 async def login(
     body: LoginRequest,
-    context: ContextDep,
+    db: DatabaseDep,
     policy: PolicyDep,
     origin: OriginDep,
-    limiter: Annotated[RateLimiter, Depends(login_limiter)],
+    limiter: LoginLimiterDep,
 ) -> TokenResponse:
     """Exchange email and password for an access token and a refresh token."""
     # Checked outside the write transaction: argon2 is slow and SQLite has a single writer.
-    async with context.db.session() as session:
+    async with db.session() as session:
         verified = await service.check_credentials(
             session, email=body.email, password=body.password, limiter=limiter, origin=origin
         )
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         issued = await service.start_session(session, login=verified, policy=policy, origin=origin)
     return TokenResponse.from_issued(issued)
 
 
 @router.post("/refresh", responses={401: {"description": "Refresh token refused"}})
 async def refresh(
-    body: RefreshRequest, context: ContextDep, policy: PolicyDep, origin: OriginDep
+    body: RefreshRequest, db: DatabaseDep, policy: PolicyDep, origin: OriginDep
 ) -> TokenResponse:
     """Trade a refresh token for new tokens; the old refresh token stops working."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         issued = await service.rotate_refresh_token(
             session, refresh_token=body.refresh_token, policy=policy, origin=origin
         )
@@ -100,9 +89,9 @@ async def refresh(
 
 
 @router.post("/logout", status_code=204, response_class=Response)
-async def logout(body: LogoutRequest, context: ContextDep) -> None:
+async def logout(body: LogoutRequest, db: DatabaseDep) -> None:
     """End the session of a refresh token (answers 204 whether or not it was live)."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         await service.logout(session, refresh_token=body.refresh_token)
 
 

@@ -34,9 +34,9 @@ from pinelab.accounts.exceptions import (
     WeakPassword,
 )
 from pinelab.accounts.models import AuthSession, User
-from pinelab.api.ratelimit import RateLimiter
 from pinelab.clock import now
 from pinelab.errors import ErrorDetail, RateLimitExceeded, ValidationFailed
+from pinelab.ops.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 

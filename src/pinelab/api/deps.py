@@ -1,4 +1,8 @@
-"""Dependencies shared by routers: the app context, settings and the database."""
+"""Dependencies every router may use: settings, secret key, database and page parameters.
+
+Each reads what the composition root (`pinelab.main`) put on `app.state`; dependencies of a
+domain (its registry, its limiter, ownership checks) live in that domain's `dependencies.py`.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,30 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from pinelab.api.context import AppContext
 from pinelab.api.pagination import PageParams, page_params
 from pinelab.config import Settings
 from pinelab.db import Database
 
 
-async def get_context(request: Request) -> AppContext:
-    """Return the app context built at startup (async: a plain def would hop to a thread)."""
-    context: AppContext = request.app.state.context
-    return context
+async def get_settings(request: Request) -> Settings:
+    """Return the settings (async: a plain def would hop to a thread)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
-async def get_settings(context: Annotated[AppContext, Depends(get_context)]) -> Settings:
-    """Return the settings."""
-    return context.settings
+async def get_secret_key(request: Request) -> str:
+    """Return the key that signs tokens and hashes passphrases (resolved once, at startup)."""
+    key: str = request.app.state.secret_key
+    return key
 
 
-async def get_database(context: Annotated[AppContext, Depends(get_context)]) -> Database:
+async def get_database(request: Request) -> Database:
     """Return the database."""
-    return context.db
+    db: Database = request.app.state.db
+    return db
 
 
-ContextDep = Annotated[AppContext, Depends(get_context)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+SecretKeyDep = Annotated[str, Depends(get_secret_key)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 PageDep = Annotated[PageParams, Depends(page_params)]

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pinelab import errors
+from pinelab.ops.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +60,9 @@ def internal_error_body() -> dict[str, Any]:
 
 
 def _count(request: Request, error_type: str) -> None:
-    context = getattr(request.app.state, "context", None)
-    if context is not None:
-        context.metrics.error(error_type)
+    metrics = getattr(request.app.state, "metrics", None)
+    if isinstance(metrics, Metrics):
+        metrics.error(error_type)
 
 
 def status_for(exc: errors.BusinessLogicError) -> int:

@@ -4,8 +4,8 @@ Every answer carries `X-Request-ID` (the caller's when it is a sane token, else 
 log line of the request carries `request_id` (and `user_id` once the caller is known); every
 request is counted by method, route template (never the raw path: webhook paths hold secrets)
 and status. An error that escaped every handler is logged here with its stack trace and answered
-with the generic 500 body, so the request id is on both. The webhook endpoint, which runs
-without this middleware (it is the hot path), does the same with the functions below.
+with the generic 500 body, so the request id is on both. Every request takes this path, the
+webhook's included.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Reading requests safely: a capped body and the real client address.
 
-Both work on the raw ASGI interface, so the webhook's hot path (a bare ASGI endpoint) and the
-FastAPI routes (through `Request`) read requests the same way.
+The body is read from the raw ASGI `receive`, so a route can stop reading at its cap instead of
+buffering whatever the client sends.
 """
 
 from __future__ import annotations

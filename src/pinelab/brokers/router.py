@@ -7,16 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from pinelab.accounts.dependencies import CurrentUser
-from pinelab.api.deps import ContextDep, PageDep
+from pinelab.api.deps import DatabaseDep, PageDep
 from pinelab.api.pagination import Page, next_cursor
 from pinelab.brokers import service
-from pinelab.brokers.dependencies import ValidBrokerAccount
+from pinelab.brokers.dependencies import BrokersDep, ValidBrokerAccount
 from pinelab.brokers.schemas import (
     BrokerAccountCheck,
     BrokerAccountCreate,
     BrokerAccountRead,
     BrokerAccountUpdate,
 )
+from pinelab.strategies.dependencies import TokensDep
 
 router = APIRouter(prefix="/broker-accounts", tags=["broker accounts"])
 
@@ -35,22 +36,22 @@ _UNREADABLE: dict[int | str, dict[str, Any]] = {
 
 @router.post("", status_code=201)
 async def create_broker_account(
-    body: BrokerAccountCreate, user: CurrentUser, context: ContextDep
+    body: BrokerAccountCreate, user: CurrentUser, db: DatabaseDep, brokers: BrokersDep
 ) -> BrokerAccountRead:
     """Create a broker account (credentials stored encrypted, never shown); no broker is called."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         account = await service.create_broker_account(
-            session, user_id=user.id, data=body.root, vault=context.brokers.vault
+            session, user_id=user.id, data=body.root, vault=brokers.vault
         )
     return BrokerAccountRead.model_validate(account)
 
 
 @router.get("")
 async def list_broker_accounts(
-    user: CurrentUser, context: ContextDep, page: PageDep
+    user: CurrentUser, db: DatabaseDep, page: PageDep
 ) -> Page[BrokerAccountRead]:
     """List your live broker accounts, newest first."""
-    async with context.db.session() as session:
+    async with db.session() as session:
         accounts, next_id = await service.list_broker_accounts(
             session, user_id=user.id, limit=page.limit, before_id=page.before_id
         )
@@ -68,38 +69,44 @@ async def get_broker_account(account: ValidBrokerAccount) -> BrokerAccountRead:
 
 @router.patch("/{broker_account_id}", responses=_CONFLICT)
 async def update_broker_account(
-    account: ValidBrokerAccount, body: BrokerAccountUpdate, context: ContextDep
+    account: ValidBrokerAccount,
+    body: BrokerAccountUpdate,
+    db: DatabaseDep,
+    brokers: BrokersDep,
+    tokens: TokensDep,
 ) -> BrokerAccountRead:
     """Change the label, the credentials, or (paper) costs and, before any order, starting cash."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         updated = await service.update_broker_account(
             session,
             user_id=account.user_id,
             broker_account_id=account.id,
             changes=body,
-            vault=context.brokers.vault,
+            vault=brokers.vault,
         )
-    context.brokers.forget(account.id)
-    context.tokens.invalidate()
+    brokers.forget(account.id)
+    tokens.invalidate()
     return BrokerAccountRead.model_validate(updated)
 
 
 @router.post("/{broker_account_id}/test", responses=_UNREADABLE)
 async def check_broker_account(
-    account: ValidBrokerAccount, context: ContextDep
+    account: ValidBrokerAccount, brokers: BrokersDep
 ) -> BrokerAccountCheck:
     """Check that the broker answers and accepts the credentials; `ok` false says what failed."""
-    check = await service.check_broker_account(registry=context.brokers, account=account)
+    check = await service.check_broker_account(registry=brokers, account=account)
     return BrokerAccountCheck.model_validate(check, from_attributes=True)
 
 
 @router.delete("/{broker_account_id}", status_code=204, responses=_NOT_FOUND)
-async def archive_broker_account(account: ValidBrokerAccount, context: ContextDep) -> Response:
+async def archive_broker_account(
+    account: ValidBrokerAccount, db: DatabaseDep, brokers: BrokersDep, tokens: TokensDep
+) -> Response:
     """Archive a broker account: hidden, unbound from strategies; its orders and history stay."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         await service.archive_broker_account(
             session, user_id=account.user_id, broker_account_id=account.id
         )
-    context.brokers.forget(account.id)
-    context.tokens.invalidate()
+    brokers.forget(account.id)
+    tokens.invalidate()
     return Response(status_code=204)

@@ -1,22 +1,22 @@
-"""Command-line entry points of the jobs package: `pinelab worker` and `pinelab dead-letters`."""
+"""`pinelab dead-letters`: inspect, replay and discard dead letters from the command line."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import structlog
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.errors import BusinessLogicError
 from pinelab.jobs import dead_letters
-from pinelab.jobs.dead_letters import ReplayHook
+from pinelab.jobs.models import Job
 from pinelab.jobs.schemas import DeadLetterDetail, DeadLetterRead
-from pinelab.ops.heap import startup_heap_frozen
 
 log = structlog.get_logger(__name__)
 
@@ -29,34 +29,12 @@ dead_letters_app = typer.Typer(
 LetterId = Annotated[int, typer.Argument(help="Dead letter id", min=1)]
 
 
-async def run_worker(settings: Settings) -> int:
-    """Run the worker loops and the scheduler until SIGTERM or SIGINT; return an exit code."""
-    from pinelab.api.app import build_context
+@dataclass(frozen=True)
+class DeadLetterSetup:
+    """What the commands need from the caller: the settings and each job kind's replay hook."""
 
-    context = build_context(settings)
-    worker = context.worker
-    if worker is None:
-        raise RuntimeError("build_context did not build a worker")
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    try:
-        if not await worker.start():
-            return 1
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
-        with startup_heap_frozen():
-            await stopping.wait()
-        log.info("worker_signalled", owner=worker.owner)
-        await worker.stop(grace_seconds=float(settings.job_lease_seconds))
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
-        await worker.stop()
-        if context.signal_writer is not None:
-            await context.signal_writer.stop()
-        await context.brokers.close()
-        await context.db.dispose()
-    return 0
+    settings: Settings
+    replay_hooks: Mapping[str, Callable[[AsyncSession, Job], Awaitable[None]]]
 
 
 def _run(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
@@ -74,19 +52,11 @@ def _run(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
         raise typer.Exit(2) from None
 
 
-def _replay_hooks(settings: Settings) -> dict[str, ReplayHook]:
-    """Return the replay hooks of the job kinds this installation registers."""
-    from pinelab.api.app import build_context
-
-    worker = build_context(settings).worker
-    return worker.replay_hooks if worker is not None else {}
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
-    if not isinstance(settings, Settings):
-        raise RuntimeError("the dead-letters commands need the settings in the typer context")
-    return settings
+def _setup(ctx: typer.Context) -> DeadLetterSetup:
+    setup = ctx.obj
+    if not isinstance(setup, DeadLetterSetup):
+        raise RuntimeError("the dead-letters commands need their setup in the typer context")
+    return setup
 
 
 @dead_letters_app.command("list")
@@ -105,7 +75,7 @@ def list_command(
             )
         return [DeadLetterRead.of(letter) for letter in letters]
 
-    for letter in _run(_settings(ctx), fetch):
+    for letter in _run(_setup(ctx).settings, fetch):
         state = letter.resolution or "unresolved"
         typer.echo(
             f"{letter.id}\t{letter.kind}\t{letter.created_at:%Y-%m-%d %H:%M:%S}\t"
@@ -123,14 +93,13 @@ def show_command(ctx: typer.Context, dead_letter_id: LetterId) -> None:
             record = await dead_letters.get_dead_letter(session, dead_letter_id=dead_letter_id)
         return DeadLetterDetail.of_record(record)
 
-    typer.echo(_run(_settings(ctx), fetch).model_dump_json(indent=2))
+    typer.echo(_run(_setup(ctx).settings, fetch).model_dump_json(indent=2))
 
 
 @dead_letters_app.command("replay")
 def replay_command(ctx: typer.Context, dead_letter_id: LetterId) -> None:
     """Queue a dead letter's job again with a fresh attempt budget."""
-    settings = _settings(ctx)
-    hooks = _replay_hooks(settings)
+    setup = _setup(ctx)
 
     async def replay(db: Database) -> int:
         async with db.transaction() as session:
@@ -138,12 +107,12 @@ def replay_command(ctx: typer.Context, dead_letter_id: LetterId) -> None:
                 session,
                 dead_letter_id=dead_letter_id,
                 resolved_by=None,
-                hooks=hooks,
-                max_attempts=settings.max_retry_attempts,
+                hooks=setup.replay_hooks,
+                max_attempts=setup.settings.max_retry_attempts,
             )
         return job.id
 
-    job_id = _run(settings, replay)
+    job_id = _run(setup.settings, replay)
     log.info("dead_letter_replayed", dead_letter_id=dead_letter_id, job_id=job_id, via="cli")
     typer.echo(f"dead letter {dead_letter_id} replayed: job {job_id} queued")
 
@@ -158,6 +127,6 @@ def discard_command(ctx: typer.Context, dead_letter_id: LetterId) -> None:
                 session, dead_letter_id=dead_letter_id, resolved_by=None
             )
 
-    _run(_settings(ctx), discard)
+    _run(_setup(ctx).settings, discard)
     log.info("dead_letter_discarded", dead_letter_id=dead_letter_id, via="cli")
     typer.echo(f"dead letter {dead_letter_id} discarded")

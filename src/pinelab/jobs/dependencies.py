@@ -1,4 +1,4 @@
-"""Dependencies of the jobs routes: the worker this process built."""
+"""The jobs package's dependencies: the worker of this process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pinelab.jobs.worker import Worker
 
 
 async def get_worker(request: Request) -> Worker:
-    """Return the worker built at startup (whether or not its loops run in this process)."""
+    """Return the process's worker (its job kinds' replay hooks, and the wake after a replay)."""
     worker: Worker = request.app.state.worker
     return worker
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 import structlog
@@ -33,9 +33,6 @@ from pinelab.config import Settings
 from pinelab.jobs import queue
 from pinelab.jobs.exceptions import PermanentJobError
 from pinelab.jobs.models import Job
-
-if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +200,6 @@ async def enqueue_email(session: AsyncSession, email: Email, *, max_attempts: in
     return await queue.enqueue(session, SEND_EMAIL, email.as_payload(), max_attempts=max_attempts)
 
 
-async def send_email_job(context: AppContext, job: Job) -> None:
-    """Run the send_email job."""
-    await EmailSender.from_settings(context.settings).send(Email.from_payload(job.payload))
+async def send_email(payload: dict[str, Any], *, settings: Settings) -> None:
+    """Send the email of a send_email job's payload (the root binds the settings)."""
+    await EmailSender.from_settings(settings).send(Email.from_payload(payload))

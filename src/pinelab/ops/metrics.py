@@ -1,6 +1,6 @@
 """Prometheus metrics: one `Metrics` per app (its own registry), hooks of one line each.
 
-Services receive the `Metrics` of their process (through `AppContext.metrics`) and call one
+Services receive the `Metrics` of their process (from the composition root) and call one
 method where a thing happens; a `Metrics()` built without an app works the same, so services
 and tests never need a running server. Queue depth and age are read from the database when
 `/metrics` is scraped, so they are true across every API and worker process.

@@ -13,10 +13,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from pinelab import __version__
 from pinelab.accounts.dependencies import CurrentAdmin
-from pinelab.api.context import AppContext
-from pinelab.api.deps import ContextDep
+from pinelab.api.deps import DatabaseDep, SettingsDep
 from pinelab.errors import AuthenticationError, ResourceNotFoundError
-from pinelab.ops.health import HealthChecker
+from pinelab.ops.dependencies import HealthDep, MetricsDep, WorkerStatusDep
 from pinelab.ops.metrics import CONTENT_TYPE, queue_stats, refresh_quietly
 from pinelab.ops.schemas import AdminHealthRead, HealthRead, LiveRead, QueueRead, WorkerRead
 
@@ -24,20 +23,11 @@ router = APIRouter(tags=["ops"])
 admin_router = APIRouter(prefix="/admin", tags=["admin: health"])
 docs_router = APIRouter(include_in_schema=False)
 
-HEALTH_KEY: Final = "health_checker"
 VENDOR_DIR: Final = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor"
 VENDOR_FILES: Final = frozenset(
     {"swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favicon-32x32.png"}
 )
 _STARTED = time.monotonic()
-
-
-def health_checker(context: AppContext) -> HealthChecker:
-    """Return the process's health checker, creating it on first use."""
-    checker = context.extras.get(HEALTH_KEY)
-    if not isinstance(checker, HealthChecker):
-        checker = context.extras[HEALTH_KEY] = HealthChecker(context.settings, context.db)
-    return checker
 
 
 @router.get("/health/live", summary="Liveness")
@@ -52,9 +42,9 @@ async def live() -> LiveRead:
     response_model=HealthRead,
     responses={503: {"model": HealthRead, "description": "A required dependency is down"}},
 )
-async def ready(context: ContextDep) -> JSONResponse:
+async def ready(health: HealthDep) -> JSONResponse:
     """Check the database, Redis and SMTP when configured, and each broker kind in use."""
-    readiness = await health_checker(context).readiness()
+    readiness = await health.readiness()
     status = 503 if readiness.status == "unavailable" else 200
     return JSONResponse(readiness.as_dict(), status_code=status)
 
@@ -70,37 +60,41 @@ async def ready(context: ContextDep) -> JSONResponse:
     },
 )
 async def metrics(
-    context: ContextDep, authorization: Annotated[str | None, Header(max_length=512)] = None
+    settings: SettingsDep,
+    db: DatabaseDep,
+    process_metrics: MetricsDep,
+    authorization: Annotated[str | None, Header(max_length=512)] = None,
 ) -> Response:
     """Expose the metrics in the Prometheus text format (bearer PINELAB_METRICS_TOKEN if set)."""
-    settings = context.settings
     if settings.metrics_port is not None:
         raise ResourceNotFoundError("Metrics endpoint")
     if settings.metrics_token and not hmac.compare_digest(
         (authorization or "").encode(), f"Bearer {settings.metrics_token}".encode()
     ):
         raise AuthenticationError("Metrics need the bearer token PINELAB_METRICS_TOKEN")
-    await refresh_quietly(context.metrics, context.db)
-    return Response(context.metrics.render(), media_type=CONTENT_TYPE)
+    await refresh_quietly(process_metrics, db)
+    return Response(process_metrics.render(), media_type=CONTENT_TYPE)
 
 
 @admin_router.get("/health", summary="Health detail for the dashboard")
-async def admin_health(_: CurrentAdmin, context: ContextDep) -> AdminHealthRead:
+async def admin_health(
+    _: CurrentAdmin,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    health: HealthDep,
+    worker: WorkerStatusDep,
+) -> AdminHealthRead:
     """Show every check with its error, the worker, the job queue, version and uptime."""
-    readiness = await health_checker(context).readiness()
-    stats = await queue_stats(context.db)
-    worker = context.worker
+    readiness = await health.readiness()
+    stats = await queue_stats(db)
     return AdminHealthRead.model_validate(
         {
             **readiness.as_dict(detail=True),
             "version": __version__,
-            "env": context.settings.env,
-            "database": "sqlite" if context.db.is_sqlite else "postgresql",
+            "env": settings.env,
+            "database": "sqlite" if db.is_sqlite else "postgresql",
             "uptime_seconds": round(time.monotonic() - _STARTED, 3),
-            "worker": WorkerRead(
-                enabled=context.settings.worker_enabled,
-                running=worker is not None and worker.running,
-            ),
+            "worker": WorkerRead(enabled=settings.worker_enabled, running=worker.running),
             "queue": QueueRead(**stats.__dict__),
         }
     )

@@ -12,33 +12,54 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 import structlog
 
+from pinelab.config import Settings
+from pinelab.db import Database
 from pinelab.logging import flush_logs
-from pinelab.ops.metrics import MetricsServer
-
-if TYPE_CHECKING:
-    from pinelab.api.context import AppContext
+from pinelab.ops.metrics import Metrics, MetricsServer
 
 log = structlog.get_logger(__name__)
 
-METRICS_SERVER_KEY: Final = "metrics_server"
 STEP_SECONDS: Final = 10.0
 
 
-async def start_metrics_server(context: AppContext) -> None:
-    """Serve /metrics on PINELAB_METRICS_PORT when it is set."""
-    settings = context.settings
+class Stoppable(Protocol):
+    """A background service that finishes what it holds when stopped (the signal writer)."""
+
+    async def stop(self) -> None:
+        """Finish and stop."""
+        ...
+
+
+class GracefullyStoppable(Protocol):
+    """A service given time to finish its work (the worker)."""
+
+    async def stop(self, grace_seconds: float = ...) -> None:
+        """Stop taking work and let what runs finish within `grace_seconds`."""
+        ...
+
+
+class Closable(Protocol):
+    """Something holding connections (the broker registry)."""
+
+    async def close(self) -> None:
+        """Close every connection."""
+        ...
+
+
+async def start_metrics_server(
+    metrics: Metrics, db: Database, settings: Settings
+) -> MetricsServer | None:
+    """Serve /metrics on PINELAB_METRICS_PORT when it is set; return the server, or None."""
     if settings.metrics_port is None:
-        return
-    server = MetricsServer(
-        context.metrics, context.db, host=settings.host, port=settings.metrics_port
-    )
+        return None
+    server = MetricsServer(metrics, db, host=settings.host, port=settings.metrics_port)
     await server.start()
-    context.extras[METRICS_SERVER_KEY] = server
     log.info("metrics_server_started", port=settings.metrics_port)
+    return server
 
 
 async def run_step(name: str, step: Awaitable[None], *, seconds: float) -> bool:
@@ -54,17 +75,21 @@ async def run_step(name: str, step: Awaitable[None], *, seconds: float) -> bool:
     return True
 
 
-async def shut_down(context: AppContext) -> None:
+async def shut_down(
+    *,
+    worker: GracefullyStoppable,
+    writer: Stoppable,
+    brokers: Closable,
+    db: Database,
+    grace_seconds: float,
+    metrics_server: MetricsServer | None = None,
+) -> None:
     """Stop the worker and scheduler, commit pending signals, close everything, flush logs."""
-    grace = context.settings.shutdown_timeout_seconds
-    if context.worker is not None:
-        await run_step("worker", context.worker.stop(grace_seconds=grace), seconds=grace + 5)
-    if context.signal_writer is not None:
-        await run_step("signal_writer", context.signal_writer.stop(), seconds=STEP_SECONDS)
-    server = context.extras.pop(METRICS_SERVER_KEY, None)
-    if isinstance(server, MetricsServer):
-        await run_step("metrics_server", server.stop(), seconds=STEP_SECONDS)
-    await run_step("brokers", context.brokers.close(), seconds=STEP_SECONDS)
-    await run_step("database", context.db.dispose(), seconds=STEP_SECONDS)
+    await run_step("worker", worker.stop(grace_seconds=grace_seconds), seconds=grace_seconds + 5)
+    await run_step("signal_writer", writer.stop(), seconds=STEP_SECONDS)
+    if metrics_server is not None:
+        await run_step("metrics_server", metrics_server.stop(), seconds=STEP_SECONDS)
+    await run_step("brokers", brokers.close(), seconds=STEP_SECONDS)
+    await run_step("database", db.dispose(), seconds=STEP_SECONDS)
     log.info("stopped")
     flush_logs()

@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 import structlog
-from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Path, Query
 from sqlalchemy.exc import DBAPIError
-from starlette.types import Receive, Scope, Send
+from starlette.requests import Request
+from starlette.responses import Response
 
 from pinelab.accounts.dependencies import CurrentUser
-from pinelab.api.context import AppContext
-from pinelab.api.deps import ContextDep, PageDep
-from pinelab.api.errors import (
-    business_error_answer,
-    error_body,
-    is_unstorable_text,
-    status_for,
-    unstorable_text_body,
-)
-from pinelab.api.middleware import (
-    answer_unhandled,
-    finish_request,
-    request_id_from,
-    request_id_header,
-)
+from pinelab.api.deps import DatabaseDep, PageDep, get_settings
+from pinelab.api.errors import error_body, is_unstorable_text, status_for, unstorable_text_body
+from pinelab.api.openapi import DocumentedRoute
 from pinelab.api.pagination import Page, next_cursor
-from pinelab.api.request import receive_capped_body, resolve_client_ip
+from pinelab.api.request import client_ip, receive_capped_body
+from pinelab.config import Settings
 from pinelab.errors import AuthorizationError, BusinessLogicError
+from pinelab.ops.dependencies import get_metrics
+from pinelab.ops.metrics import Metrics
 from pinelab.signals import queries
+from pinelab.signals.dependencies import get_ingestor
 from pinelab.signals.exceptions import AlertTooLarge
 from pinelab.signals.schemas import MAX_ID, SignalFilters, SignalRead
 from pinelab.signals.service import RecordedRejection, UnknownWebhook
@@ -41,12 +30,10 @@ from pinelab.signals.service import RecordedRejection, UnknownWebhook
 log = structlog.get_logger(__name__)
 
 MAX_TOKEN_LENGTH = 128
-WEBHOOK_PREFIX = "/webhooks/"
-WEBHOOK_PATH = WEBHOOK_PREFIX + "{token}"
+WEBHOOK_PATH = "/webhooks/{token}"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
 
-webhook_router = APIRouter(tags=["webhooks"])
 router = APIRouter(tags=["signals"])
 
 _ALERT_EXAMPLE = {
@@ -59,115 +46,91 @@ _ALERT_EXAMPLE = {
 }
 
 
-@webhook_router.post(
-    WEBHOOK_PATH,
-    status_code=202,
-    summary="Receive a TradingView alert",
-    responses={
-        202: {
-            "description": "Stored; acting on it",
-            "content": {"application/json": {"example": {"signal_id": 1, "status": "accepted"}}},
-        },
-        401: {"description": "Passphrase missing or wrong (the alert is recorded as rejected)"},
-        404: {"description": "Unknown webhook token"},
-        409: {"description": "Strategy disabled (the alert is recorded as rejected)"},
-        413: {"description": "Body larger than the limit (the alert is recorded as rejected)"},
-        422: {"description": "Alert not understood (recorded as rejected, reason in the body)"},
-        429: {"description": "Too many alerts for the strategy or bad tokens from the source"},
-        503: {"description": "The alert could not be stored (nothing was accepted); send it again"},
-    },
-    openapi_extra={
-        "parameters": [
-            {
-                "name": "token",
-                "in": "path",
-                "required": True,
-                "description": "The strategy's webhook token (shown once)",
-                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH},
-            }
-        ],
-        "requestBody": {
+WEBHOOK_OPERATION: dict[str, Any] = {
+    "tags": ["webhooks"],
+    "summary": "Receive a TradingView alert",
+    "description": "Store an alert durably with its execution job, then answer 202 with the "
+    "signal id.",
+    "operationId": "receive_alert_webhooks__token__post",
+    "parameters": [
+        {
+            "name": "token",
+            "in": "path",
             "required": True,
+            "description": "The strategy's webhook token (shown once)",
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}, "example": _ALERT_EXAMPLE},
+            "text/plain": {"schema": {"type": "string"}, "example": "buy AAPL 10"},
+        },
+    },
+    "responses": {
+        "202": {
+            "description": "Stored; acting on it",
             "content": {
-                "application/json": {"schema": {"type": "object"}, "example": _ALERT_EXAMPLE},
-                "text/plain": {"schema": {"type": "string"}, "example": "buy AAPL 10"},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "signal_id": {"type": "integer"},
+                            "status": {"type": "string", "enum": ["accepted", "duplicate"]},
+                        },
+                        "required": ["signal_id", "status"],
+                    },
+                    "example": {"signal_id": 1, "status": "accepted"},
+                }
             },
         },
+        "401": {"description": "Passphrase missing or wrong (the alert is recorded as rejected)"},
+        "404": {"description": "Unknown webhook token"},
+        "409": {"description": "Strategy disabled (the alert is recorded as rejected)"},
+        "413": {"description": "Body larger than the limit (the alert is recorded as rejected)"},
+        "422": {"description": "Alert not understood (recorded as rejected, reason in the body)"},
+        "429": {"description": "Too many alerts for the strategy or bad tokens from the source"},
+        "503": {
+            "description": "The alert could not be stored (nothing was accepted); send it again"
+        },
     },
-)
+}
+
+
 async def receive_alert(request: Request) -> Response:
     """Store an alert durably with its execution job, then answer 202 with the signal id."""
-    # Documents the webhook in the OpenAPI schema; the app answers it with `WebhookEndpoint`,
-    # which runs the same `answer_alert` without FastAPI's request handling.
-    answer = await answer_alert(
-        request.app.state.context,
-        token=request.path_params["token"],
-        receive=request.receive,
-        peer=request.client.host if request.client else None,
-        content_type=request.headers.get("content-type"),
-        forwarded_for=request.headers.get("x-forwarded-for"),
-    )
-    return Response(answer.body, status_code=answer.status, headers=answer.headers)
-
-
-@dataclass(frozen=True)
-class WebhookAnswer:
-    """The status, JSON body and extra headers of a webhook's answer."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-async def answer_alert(
-    context: AppContext,
-    *,
-    token: str,
-    receive: Receive,
-    peer: str | None,
-    content_type: str | None,
-    forwarded_for: str | None,
-) -> WebhookAnswer:
-    """Store one alert with its execution job (or why it was refused) and build the answer.
-
-    A domain error becomes its 4xx answer; a database that cannot take the alert is a 503 (the
-    alert was not stored, so it was not acknowledged). Anything else is a bug and propagates.
-    """
+    # A refusal recorded as a signal answers with its id; other domain errors go to the app's
+    # error handlers. A database that cannot take the alert is a 503: nothing was acknowledged.
+    settings = await get_settings(request)
+    token: str = request.path_params["token"]
+    source_ip = _admit(request, token, settings)
+    body, truncated = await receive_capped_body(request.receive, settings.webhook_max_body_bytes)
+    ingestor = await get_ingestor(request)
     try:
-        source_ip = _admit(context, token, peer, forwarded_for)
-        body, truncated = await receive_capped_body(
-            receive, context.settings.webhook_max_body_bytes
-        )
-        if context.ingestor is None:
-            raise RuntimeError("ingestion is not configured in this process")
-        # Awaited here, not in a helper coroutine: every alert's wait for its batch's commit
-        # resumes through one frame less.
-        result = await context.ingestor.ingest(
+        result = await ingestor.ingest(
             token=token,
             body=body,
-            content_type=content_type,
+            content_type=request.headers.get("content-type"),
             source_ip=source_ip,
             truncated=truncated,
         )
     except RecordedRejection as rejection:
         return _rejection_answer(rejection)
-    except BusinessLogicError as error:
-        context.metrics.error(type(error).__name__)
-        status, headers, error_payload = business_error_answer(error)
-        return WebhookAnswer(status, orjson.dumps(error_payload), headers)
     except DBAPIError as error:
-        return _database_answer(context, error)
-    return WebhookAnswer(
-        202, orjson.dumps({"signal_id": result.signal_id, "status": result.status}), {}
-    )
+        return _database_answer(await get_metrics(request), error)
+    return _json(202, {"signal_id": result.signal_id, "status": result.status})
 
 
-def _admit(
-    context: AppContext, token: str, peer: str | None, forwarded_for: str | None
-) -> str | None:
+# A plain Starlette route: FastAPI's request handling costs several times the rest of an alert.
+webhook_route = DocumentedRoute(
+    WEBHOOK_PATH, receive_alert, method="POST", operation=WEBHOOK_OPERATION
+)
+
+
+def _admit(request: Request, token: str, settings: Settings) -> str | None:
     """Check the source and the token's shape before the body is read; return the source IP."""
-    settings = context.settings
-    source_ip = resolve_client_ip(peer, forwarded_for, settings.trusted_proxies)
+    source_ip = client_ip(request, settings.trusted_proxies)
     if settings.tradingview_ips_only and source_ip not in TRADINGVIEW_IPS:
         raise AuthorizationError("Webhooks are accepted only from TradingView's addresses")
     if not 0 < len(token) <= MAX_TOKEN_LENGTH:
@@ -175,110 +138,41 @@ def _admit(
     return source_ip
 
 
-def _rejection_answer(rejection: RecordedRejection) -> WebhookAnswer:
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def _rejection_answer(rejection: RecordedRejection) -> Response:
     error = rejection.error
     if not isinstance(error, BusinessLogicError):
         raise error
     status = 413 if isinstance(error, AlertTooLarge) else status_for(error)
     body = error_body(type(error).__name__, error.message, [d.as_dict() for d in error.details])
     body["signal_id"] = rejection.signal_id
-    return WebhookAnswer(status, orjson.dumps(body), {"X-Signal-ID": str(rejection.signal_id)})
+    return _json(status, body, {"X-Signal-ID": str(rejection.signal_id)})
 
 
-def _database_answer(context: AppContext, error: DBAPIError) -> WebhookAnswer:
+def _database_answer(metrics: Metrics, error: DBAPIError) -> Response:
     if is_unstorable_text(error):
-        context.metrics.error("ValidationError")
-        return WebhookAnswer(422, orjson.dumps(unstorable_text_body()), {})
+        metrics.error("ValidationError")
+        return _json(422, unstorable_text_body())
     log.error("alert_not_stored", error_type=type(error.orig).__name__)
-    context.metrics.error(SERVICE_UNAVAILABLE)
+    metrics.error(SERVICE_UNAVAILABLE)
     body = error_body(
         SERVICE_UNAVAILABLE, "The alert could not be stored and was not accepted; send it again"
     )
-    return WebhookAnswer(503, orjson.dumps(body), {"Retry-After": "1"})
-
-
-class WebhookEndpoint:
-    """`POST /webhooks/{token}` as a bare ASGI app: the hot path every alert takes.
-
-    The app hands it every POST to /webhooks/<one segment> before FastAPI's own request
-    handling (exception middlewares, dependency solving, Request objects), which costs more than
-    the rest of ingestion. It keeps what matters from those layers, doing itself what
-    `RequestContextMiddleware` does for every other request (a request id on the answer and the
-    logs, the request metrics under the route template, the bare 500 for a bug), with the same
-    functions but without a wrapping layer; domain errors get the one error body from
-    `answer_alert`.
-    """
-
-    def __init__(self, context: AppContext) -> None:
-        self._context = context
-
-    @staticmethod
-    def handles(scope: Scope) -> bool:
-        """Tell whether a request is a webhook call (POST /webhooks/<token>)."""
-        path: str = scope["path"]
-        return (
-            scope["method"] == "POST"
-            and path.startswith(WEBHOOK_PREFIX)
-            and len(path) > len(WEBHOOK_PREFIX)
-            and "/" not in path[len(WEBHOOK_PREFIX) :]
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer one webhook call."""
-        started = time.perf_counter()
-        metrics = self._context.metrics
-        request_id = request_id_from(scope["headers"])
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        header = request_id_header(request_id)
-        status = 500
-        try:
-            try:
-                answer = await self._answer(scope, receive)
-            except Exception as exc:
-                await answer_unhandled(scope, WEBHOOK_PATH, exc, send, header, metrics)
-                return
-            status = answer.status
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(answer.body)).encode("ascii")),
-                header,
-            ]
-            headers.extend(
-                (k.lower().encode("latin-1"), v.encode("latin-1"))
-                for k, v in answer.headers.items()
-            )
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": answer.body})
-        finally:
-            finish_request(metrics, "POST", WEBHOOK_PATH, status, started)
-
-    def _answer(self, scope: Scope, receive: Receive) -> Coroutine[Any, Any, WebhookAnswer]:
-        content_type = forwarded_for = None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value.decode("latin-1")
-            elif name == b"x-forwarded-for":
-                forwarded_for = value.decode("latin-1")
-        client = scope.get("client")
-        return answer_alert(
-            self._context,
-            token=scope["path"][len(WEBHOOK_PREFIX) :],
-            receive=receive,
-            peer=client[0] if client else None,
-            content_type=content_type,
-            forwarded_for=forwarded_for,
-        )
+    return _json(503, body, {"Retry-After": "1"})
 
 
 @router.get("/signals")
 async def list_signals(
     user: CurrentUser,
-    context: ContextDep,
+    db: DatabaseDep,
     page: PageDep,
     filters: Annotated[SignalFilters, Query()],
 ) -> Page[SignalRead]:
     """List your signals (every alert received, accepted or not), newest first."""
-    async with context.db.session() as session:
+    async with db.session() as session:
         signals, next_id = await queries.list_signals(
             session, user_id=user.id, filters=filters, limit=page.limit, before_id=page.before_id
         )
@@ -290,9 +184,9 @@ async def list_signals(
 
 @router.get("/signals/{signal_id}", responses={404: {"description": "No such signal of yours"}})
 async def get_signal(
-    signal_id: Annotated[int, Path(ge=1, le=MAX_ID)], user: CurrentUser, context: ContextDep
+    signal_id: Annotated[int, Path(ge=1, le=MAX_ID)], user: CurrentUser, db: DatabaseDep
 ) -> SignalRead:
     """Show one of your signals with its raw body and parsed intent."""
-    async with context.db.session() as session:
+    async with db.session() as session:
         signal = await queries.get_signal(session, user_id=user.id, signal_id=signal_id)
     return SignalRead.model_validate(signal)

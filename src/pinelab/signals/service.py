@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinelab.api.ratelimit import RateLimiter
 from pinelab.clock import now
 from pinelab.errors import (
     AuthenticationError,
@@ -17,6 +16,7 @@ from pinelab.errors import (
     ResourceNotFoundError,
 )
 from pinelab.ops.metrics import Metrics
+from pinelab.ops.ratelimit import RateLimiter
 from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
 from pinelab.signals.parser import parse_alert

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from pinelab.accounts.dependencies import CurrentUser
-from pinelab.api.deps import ContextDep, PageDep
+from pinelab.api.deps import DatabaseDep, PageDep, SecretKeyDep, SettingsDep
 from pinelab.api.pagination import Page, next_cursor
 from pinelab.strategies import service
-from pinelab.strategies.dependencies import ValidStrategy
+from pinelab.strategies.dependencies import TokensDep, ValidStrategy
 from pinelab.strategies.schemas import StrategyCreate, StrategyCreated, StrategyRead, StrategyUpdate
 
 router = APIRouter(prefix="/strategies", tags=["strategies"])
@@ -20,25 +20,26 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such str
 
 @router.post("", status_code=201)
 async def create_strategy(
-    body: StrategyCreate, user: CurrentUser, context: ContextDep
+    body: StrategyCreate,
+    user: CurrentUser,
+    db: DatabaseDep,
+    secret_key: SecretKeyDep,
+    settings: SettingsDep,
+    tokens: TokensDep,
 ) -> StrategyCreated:
     """Create a strategy; the answer carries its webhook token and URL, shown this once."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         issued = await service.create_strategy(
-            session, user_id=user.id, data=body, secret_key=context.secret_key
+            session, user_id=user.id, data=body, secret_key=secret_key
         )
-    context.tokens.invalidate()
-    return StrategyCreated.issued(
-        issued.strategy, token=issued.token, base_url=context.settings.base_url
-    )
+    tokens.invalidate()
+    return StrategyCreated.issued(issued.strategy, token=issued.token, base_url=settings.base_url)
 
 
 @router.get("")
-async def list_strategies(
-    user: CurrentUser, context: ContextDep, page: PageDep
-) -> Page[StrategyRead]:
+async def list_strategies(user: CurrentUser, db: DatabaseDep, page: PageDep) -> Page[StrategyRead]:
     """List your live strategies, newest first."""
-    async with context.db.session() as session:
+    async with db.session() as session:
         strategies, next_id = await service.list_strategies(
             session, user_id=user.id, limit=page.limit, before_id=page.before_id
         )
@@ -56,38 +57,42 @@ async def get_strategy(strategy: ValidStrategy) -> StrategyRead:
 
 @router.patch("/{strategy_id}", responses=_NOT_FOUND)
 async def update_strategy(
-    strategy: ValidStrategy, body: StrategyUpdate, context: ContextDep
+    strategy: ValidStrategy,
+    body: StrategyUpdate,
+    db: DatabaseDep,
+    secret_key: SecretKeyDep,
+    tokens: TokensDep,
 ) -> StrategyRead:
     """Change a strategy; a null passphrase, allowed_symbols or max_position_quantity clears it."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         updated = await service.update_strategy(
             session,
             user_id=strategy.user_id,
             strategy_id=strategy.id,
             changes=body,
-            secret_key=context.secret_key,
+            secret_key=secret_key,
         )
-    context.tokens.invalidate()
+    tokens.invalidate()
     return StrategyRead.from_model(updated)
 
 
 @router.post("/{strategy_id}/rotate-token", responses=_NOT_FOUND)
-async def rotate_token(strategy: ValidStrategy, context: ContextDep) -> StrategyCreated:
+async def rotate_token(
+    strategy: ValidStrategy, db: DatabaseDep, settings: SettingsDep, tokens: TokensDep
+) -> StrategyCreated:
     """Issue a new webhook token (shown this once); the old one stops working at once."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         issued = await service.rotate_token(
             session, user_id=strategy.user_id, strategy_id=strategy.id
         )
-    context.tokens.invalidate()
-    return StrategyCreated.issued(
-        issued.strategy, token=issued.token, base_url=context.settings.base_url
-    )
+    tokens.invalidate()
+    return StrategyCreated.issued(issued.strategy, token=issued.token, base_url=settings.base_url)
 
 
 @router.delete("/{strategy_id}", status_code=204, responses=_NOT_FOUND)
-async def archive_strategy(strategy: ValidStrategy, context: ContextDep) -> Response:
+async def archive_strategy(strategy: ValidStrategy, db: DatabaseDep, tokens: TokensDep) -> Response:
     """Archive a strategy: its webhook answers 404 from now on; its history stays."""
-    async with context.db.transaction() as session:
+    async with db.transaction() as session:
         await service.archive_strategy(session, user_id=strategy.user_id, strategy_id=strategy.id)
-    context.tokens.invalidate()
+    tokens.invalidate()
     return Response(status_code=204)

@@ -22,22 +22,22 @@ from pinelab.vault.rotation import (
 )
 
 
-def encrypted_columns() -> list[EncryptedColumn]:
-    """Return every column that holds vault envelopes."""
-    from pinelab.brokers.credentials import CREDENTIALS_COLUMN
-
-    return [CREDENTIALS_COLUMN]
-
-
-def rotate_key(settings: Settings, *, generate: bool, retire_old: bool, batch_size: int) -> None:
-    """Re-encrypt every secret under the primary key (first a new one, with `generate`)."""
+def rotate_key(
+    settings: Settings,
+    *,
+    columns: list[EncryptedColumn],
+    generate: bool,
+    retire_old: bool,
+    batch_size: int,
+) -> None:
+    """Re-encrypt every secret in `columns` under the primary key (first a new one, `generate`)."""
     try:
         vault = build_vault(settings)
         if generate:
             added = add_primary_key(vault.ring)
             vault.use(load_keyring(settings))
             typer.echo(f"new primary key {added.primary.key_id} written to {added.key_file}")
-        report, counts = asyncio.run(_rotate(settings, vault, batch_size))
+        report, counts = asyncio.run(_rotate(settings, vault, columns, batch_size))
         typer.echo(_summary(report, counts))
         if retire_old and not report.undecryptable:
             _retire(vault, counts)
@@ -49,11 +49,10 @@ def rotate_key(settings: Settings, *, generate: bool, retire_old: bool, batch_si
 
 
 async def _rotate(
-    settings: Settings, vault: Vault, batch_size: int
+    settings: Settings, vault: Vault, columns: list[EncryptedColumn], batch_size: int
 ) -> tuple[RotationReport, Counter[str]]:
     db = Database(settings.resolved_database_url)
     try:
-        columns = encrypted_columns()
         report = await rotate_secrets(db, vault, columns, batch_size=batch_size)
         return report, await count_by_key(db, columns)
     finally:

@@ -12,8 +12,6 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker
 from pinelab.brokers.exceptions import BrokerUnavailable, InvalidOrder
 from pinelab.brokers.models import BrokerAccount
@@ -25,29 +23,30 @@ from pinelab.jobs.exceptions import DeadLetterResolved
 from pinelab.jobs.models import DeadLetter, Job, JobAttempt
 from pinelab.jobs.retry import RetryPolicy
 from pinelab.jobs.worker import JobType
+from pinelab.main import Services, build_services
 from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import Seeded, close_context, enqueue_job, seed_strategy
+from tests.factories import Seeded, enqueue_job, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 from tests.integration.jobs.conftest import MakeWorker
 from tests.integration.jobs.support import Recorder, drain
 
 
 @pytest.fixture
-async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
-    built = build_context(settings)
+async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[Services]:
+    built = build_services(settings)
     yield built
-    await close_context(built)
+    await built.close()
 
 
-async def _rows(context: AppContext, model: Any, *where: Any) -> list[Any]:
+async def _rows(context: Services, model: Any, *where: Any) -> list[Any]:
     async with context.db.session() as session:
         return list((await session.scalars(select(model).where(*where))).all())
 
 
-async def _signal(context: AppContext, seeded: Seeded) -> int:
+async def _signal(context: Services, seeded: Seeded) -> int:
     async with context.db.transaction() as session:
         signal = Signal(
             user_id=seeded.user_id,
@@ -75,7 +74,7 @@ def _flaky(failures: int) -> Recorder:
 
 
 async def test_every_attempt_is_recorded_with_its_outcome(
-    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
+    context: Services, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
     recorder = _flaky(failures=2)
     worker = make_worker({"flaky": recorder.job_type})
@@ -96,7 +95,7 @@ async def test_every_attempt_is_recorded_with_its_outcome(
 
 
 async def test_permanent_failure_writes_a_dead_letter_and_emails_the_strategy_owner(
-    context: AppContext, make_worker: MakeWorker, settings: Settings, frozen_clock: FrozenClock
+    context: Services, make_worker: MakeWorker, settings: Settings, frozen_clock: FrozenClock
 ) -> None:
     seeded = await seed_strategy(context.db, email="owner@example.com")
     signal_id = await _signal(context, seeded)
@@ -144,13 +143,13 @@ async def test_permanent_failure_writes_a_dead_letter_and_emails_the_strategy_ow
     assert f"dead letter {letter.id}" in text
 
 
-def _email_types(context: AppContext) -> dict[str, JobType]:
+def _email_types(context: Services) -> dict[str, JobType]:
     assert context.worker is not None
     return {SEND_EMAIL: context.worker.job_types[SEND_EMAIL]}
 
 
 async def test_exhausted_attempts_write_a_dead_letter_without_an_owner_email(
-    context: AppContext, make_worker: MakeWorker, settings: Settings, frozen_clock: FrozenClock
+    context: Services, make_worker: MakeWorker, settings: Settings, frozen_clock: FrozenClock
 ) -> None:
     recorder = _flaky(failures=100)
     worker = make_worker(
@@ -170,7 +169,7 @@ async def test_exhausted_attempts_write_a_dead_letter_without_an_owner_email(
 
 
 async def test_job_type_policy_overrides_the_default_attempt_budget(
-    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
+    context: Services, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
     recorder = _flaky(failures=100)
     patient = JobType(run=recorder, policy=RetryPolicy(max_attempts=5, base_delay=0.01))
@@ -183,7 +182,7 @@ async def test_job_type_policy_overrides_the_default_attempt_budget(
 
 
 async def test_replayed_dead_letter_runs_again_with_a_fresh_budget_and_succeeds(
-    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
+    context: Services, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
     recorder = _flaky(failures=3)
     worker = make_worker({"flaky": recorder.job_type})
@@ -217,7 +216,7 @@ async def test_replayed_dead_letter_runs_again_with_a_fresh_budget_and_succeeds(
 
 
 async def test_discarded_dead_letter_is_resolved_and_never_runs_again(
-    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
+    context: Services, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
     recorder = _flaky(failures=100)
     worker = make_worker({"down": recorder.job_type})
@@ -243,7 +242,7 @@ async def test_discarded_dead_letter_is_resolved_and_never_runs_again(
 
 
 async def test_replay_of_a_job_that_is_no_longer_dead_is_refused(
-    context: AppContext, make_worker: MakeWorker, frozen_clock: FrozenClock
+    context: Services, make_worker: MakeWorker, frozen_clock: FrozenClock
 ) -> None:
     worker = make_worker({"down": _flaky(failures=100).job_type})
     job_id = await enqueue_job(context.db, "down")
@@ -258,7 +257,7 @@ async def test_replay_of_a_job_that_is_no_longer_dead_is_refused(
             )
 
 
-async def _alert(context: AppContext, seeded: Seeded) -> int:
+async def _alert(context: Services, seeded: Seeded) -> int:
     assert context.ingestor is not None
     body = {"ticker": "AAPL", "action": "buy", "quantity": "10", "price": "100", "id": "a1"}
     result = await context.ingestor.ingest(
@@ -268,7 +267,7 @@ async def _alert(context: AppContext, seeded: Seeded) -> int:
 
 
 async def test_replayed_signal_executes_once_after_the_broker_recovers(
-    context: AppContext, settings: Settings, frozen_clock: FrozenClock
+    context: Services, settings: Settings, frozen_clock: FrozenClock
 ) -> None:
     seeded = await seed_strategy(context.db)
     plan = FaultPlan(unavailable=3)

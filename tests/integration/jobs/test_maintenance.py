@@ -8,24 +8,23 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.jobs.maintenance import CLEANUP_JOBS, FINISHED_JOB_RETENTION, cleanup_finished_jobs
 from pinelab.jobs.models import Job, JobAttempt
+from pinelab.main import Services, build_services
 from pinelab.trading.models import ReconciliationRun
-from tests.factories import close_context, enqueue_job
+from tests.factories import enqueue_job
 from tests.integration.jobs.conftest import MakeWorker
 from tests.integration.jobs.support import Recorder, drain
 
 
 @pytest.fixture
-async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
-    built = build_context(settings.model_copy(update={"reconciliation_retention_days": 30}))
+async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[Services]:
+    built = build_services(settings.model_copy(update={"reconciliation_retention_days": 30}))
     yield built
-    await close_context(built)
+    await built.close()
 
 
 async def _job_ids(db: Database) -> set[int]:
@@ -58,7 +57,7 @@ async def test_cleanup_deletes_old_done_jobs_but_keeps_dead_ones(
 
 
 async def test_finished_runs_past_the_retention_are_deleted_and_the_rest_kept(
-    context: AppContext, frozen_clock: FrozenClock
+    context: Services, frozen_clock: FrozenClock
 ) -> None:
     moment = frozen_clock.now()
 

@@ -8,12 +8,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from pinelab.api.app import create_app
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.jobs.models import Job, PeriodicTask
 from pinelab.jobs.worker import JobType, Worker
+from pinelab.main import create_app
 from tests.integration.jobs.conftest import MakeWorker
 
 INTERVAL = 60.0

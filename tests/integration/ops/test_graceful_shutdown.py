@@ -21,16 +21,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from pinelab.api.context import AppContext
-from pinelab.brokers.registry import BrokerRegistry
 from pinelab.config import Settings
 from pinelab.db import Database
-from pinelab.jobs import queue
 from pinelab.jobs.models import Job
-from pinelab.jobs.worker import JobType, Worker
-from pinelab.ops.metrics import Metrics
+from pinelab.main import build_services
+from pinelab.notify.email import Email, enqueue_email
 from pinelab.signals.models import Signal
-from pinelab.strategies.tokens import TokenDirectory
 from pinelab.trading.models import Order
 
 PASSWORD = "shutdown-harbour-lantern-42"
@@ -187,33 +183,32 @@ async def test_sigterm_mid_burst_keeps_every_acknowledged_alert_and_executes_it_
     assert per_signal == dict.fromkeys(acknowledged, 1)
 
 
-def _context(settings: Settings, db: Database) -> AppContext:
-    return AppContext(
-        settings=settings,
-        db=db,
-        secret_key=settings.resolved_secret_key(),
-        brokers=BrokerRegistry(db=db, settings=settings),
-        tokens=TokenDirectory(db),
-    )
-
-
 async def test_worker_stopped_mid_job_releases_it_without_spending_an_attempt(
-    settings: Settings, db: Database
+    settings: Settings,
 ) -> None:
-    started = asyncio.Event()
+    connected = asyncio.Event()
 
-    async def endless(_job: Job) -> None:
-        started.set()
-        await asyncio.sleep(3600)
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()  # an SMTP server that never greets: the email job hangs
+        await reader.read()
+        writer.close()
 
-    jobs = {"endless": JobType(run=endless)}
-    worker = Worker(db, jobs, settings=settings, metrics=Metrics())
-    async with db.transaction() as session:
-        job = await queue.enqueue(session, "endless", {}, max_attempts=3)
-    await worker.start()
-    await asyncio.wait_for(started.wait(), timeout=10)
-    await worker.stop(grace_seconds=0.2)
-    async with db.session() as session:
-        released = await session.get(Job, job.id)
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    smtp = {"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    services = build_services(settings.model_copy(update=smtp))
+    try:
+        async with services.db.transaction() as session:
+            email = Email(to="trader@example.com", subject="hello", text="hello")
+            job = await enqueue_email(session, email, max_attempts=3)
+        await services.worker.start()
+        await asyncio.wait_for(connected.wait(), timeout=10)
+        await services.worker.stop(grace_seconds=0.2)
+        async with services.db.session() as session:
+            released = await session.get(Job, job.id)
+    finally:
+        await services.close()
+        server.close()
+        await server.wait_closed()
     assert released is not None
     assert (released.status, released.attempts, released.lease_owner) == ("queued", 0, None)

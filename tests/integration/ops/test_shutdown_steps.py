@@ -11,9 +11,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from pinelab.api.app import create_app
-from pinelab.api.context import AppContext
 from pinelab.config import Settings
+from pinelab.db import Database
+from pinelab.main import create_app
 from pinelab.ops import shutdown
 from pinelab.ops.shutdown import run_step
 
@@ -72,9 +72,9 @@ async def test_a_failing_step_does_not_stop_the_steps_after_it(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     application = create_app(settings)  # configures logging: capture only after it
-    context: AppContext = application.state.context
+    db: Database = application.state.db
     disposed: list[bool] = []
-    dispose = context.db.dispose
+    dispose = db.dispose
 
     async def broken_close() -> None:
         raise RuntimeError("a broker session refused to close")
@@ -83,8 +83,8 @@ async def test_a_failing_step_does_not_stop_the_steps_after_it(
         disposed.append(True)
         await dispose()
 
-    monkeypatch.setattr(context.brokers, "close", broken_close)
-    monkeypatch.setattr(context.db, "dispose", recorded_dispose)
+    monkeypatch.setattr(application.state.brokers, "close", broken_close)
+    monkeypatch.setattr(db, "dispose", recorded_dispose)
 
     with capture_logs() as logs:
         monkeypatch.setattr(shutdown, "log", structlog.get_logger("shutdown-test"))

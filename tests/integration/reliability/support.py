@@ -12,13 +12,13 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, update
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker
 from pinelab.brokers.credentials import BrokerCredentials, seal_credentials
 from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
+from pinelab.main import Services
 from pinelab.strategies.models import StrategyBrokerAccount
 from pinelab.trading.models import Order
 from tests.factories import Seeded
@@ -46,7 +46,7 @@ class Counts:
 
 
 async def bind_account(
-    context: AppContext,
+    context: Services,
     seeded: Seeded,
     kind: str,
     *,

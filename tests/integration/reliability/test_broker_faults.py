@@ -19,8 +19,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.models import PaperOrder
+from pinelab.main import Services
 from pinelab.signals.models import Signal
 from pinelab.trading.execution import EXECUTE_SIGNAL
 from pinelab.trading.models import Order
@@ -52,7 +52,7 @@ class AlpacaVenue:
         self.emulator = emulator
         self._faults: dict[str, Fault] = {}
 
-    async def bind(self, context: AppContext, seeded: Seeded) -> None:
+    async def bind(self, context: Services, seeded: Seeded) -> None:
         broker = make_broker(self.emulator, timeout=0.5)
         await bind_account(context, seeded, "alpaca", build=lambda _: broker)
 
@@ -80,7 +80,7 @@ class AlpacaVenue:
     def spoiled(self, outage: Outage) -> int:
         return EVERY - self._faults[outage].count
 
-    async def orders(self, context: AppContext) -> dict[str, str]:
+    async def orders(self, context: Services) -> dict[str, str]:
         """Return the venue's orders: client_order_id → the venue's id."""
         return {cid: order.id for cid, order in self.emulator.books.by_client_id.items()}
 
@@ -97,7 +97,7 @@ class PaperVenue:
         self.plan = FaultPlan()
         self.account_id = 0
 
-    async def bind(self, context: AppContext, seeded: Seeded) -> None:
+    async def bind(self, context: Services, seeded: Seeded) -> None:
         default = context.brokers.build_default
         self.account_id = await bind_account(
             context,
@@ -120,7 +120,7 @@ class PaperVenue:
     def spoiled(self, outage: Outage) -> int:
         return self.plan.spoiled.get(outage, 0)
 
-    async def orders(self, context: AppContext) -> dict[str, str]:
+    async def orders(self, context: Services) -> dict[str, str]:
         query = select(PaperOrder.client_order_id, PaperOrder.broker_order_id).where(
             PaperOrder.broker_account_id == self.account_id
         )
@@ -170,20 +170,20 @@ class Sender:
 
 
 async def _setup(app: FastAPI, client: httpx.AsyncClient, venue: Venue) -> Sender:
-    context: AppContext = app.state.context
+    context: Services = app.state
     seeded: Seeded = await seed_strategy(context.db)
     await venue.bind(context, seeded)
     return Sender(client, seeded.token)
 
 
-async def _drained(context: AppContext) -> None:
+async def _drained(context: Services) -> None:
     async def done() -> bool:
         return await unfinished_jobs(context.db, EXECUTE_SIGNAL) == 0
 
     await wait_for(done, timeout=45, what="the execution jobs to drain")
 
 
-async def _prove(name: str, context: AppContext, venue: Venue, sender: Sender) -> None:
+async def _prove(name: str, context: Services, venue: Venue, sender: Sender) -> None:
     """Assert exactly one order per acknowledged alert, at the broker and ours; print counts."""
     acknowledged = sender.acknowledged
     async with context.db.session() as session:
@@ -225,7 +225,7 @@ async def _outage(venue: Venue, sender: Sender, per_phase: int) -> dict[str, int
 async def test_broker_down_for_a_stretch_while_alerts_arrive_places_each_order_once(
     app: FastAPI, client: httpx.AsyncClient, venue: Venue
 ) -> None:
-    context: AppContext = app.state.context
+    context: Services = app.state
     sender = await _setup(app, client, venue)
 
     await sender.send(2)  # healthy first: the adapter knows AAPL, so timeouts hit orders
@@ -243,7 +243,7 @@ async def test_broker_down_for_a_stretch_while_alerts_arrive_places_each_order_o
 async def test_response_lost_after_the_broker_took_the_order_places_no_duplicate(
     app: FastAPI, client: httpx.AsyncClient, venue: Venue
 ) -> None:
-    context: AppContext = app.state.context
+    context: Services = app.state
     sender = await _setup(app, client, venue)
     venue.lose_answers()
 

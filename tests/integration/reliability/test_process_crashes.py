@@ -27,17 +27,16 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker, OrderRequest, OrderStatusReport
 from pinelab.brokers.credentials import BrokerCredentials
 from pinelab.brokers.models import PaperOrder
 from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.jobs.models import Job
+from pinelab.main import Services, build_services
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import close_context, execute, seed_strategy, stored_job
+from tests.factories import execute, seed_strategy, stored_job
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
 from tests.fakes.faults import free_port
 from tests.fakes.faulty_broker import FaultPlan, FaultyQuoteDrivenBroker
@@ -256,7 +255,7 @@ def emulator() -> Iterator[AlpacaEmulator]:
         yield running
 
 
-async def _queue_one_alert(context: AppContext, emulator: AlpacaEmulator) -> int:
+async def _queue_one_alert(context: Services, emulator: AlpacaEmulator) -> int:
     seeded = await seed_strategy(context.db)
     keys = BrokerCredentials(api_key=emulator.api_key, api_secret=emulator.api_secret)
     await bind_account(context, seeded, "alpaca", credentials=keys)
@@ -275,7 +274,7 @@ async def _queue_one_alert(context: AppContext, emulator: AlpacaEmulator) -> int
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["before", "after"])
 async def test_worker_killed_mid_job_is_replaced_after_its_lease_and_orders_once(
-    context: AppContext, emulator: AlpacaEmulator, settings: Settings, when: str
+    context: Services, emulator: AlpacaEmulator, settings: Settings, when: str
 ) -> None:
     job_id = await _queue_one_alert(context, emulator)
     # The order request hangs: the venue never sees it ("before") or has taken it ("after").
@@ -349,7 +348,7 @@ class DyingVenue(FaultyQuoteDrivenBroker):
 async def test_paper_execution_killed_at_the_venue_resumes_in_a_new_process_and_orders_once(
     settings: Settings, when: str
 ) -> None:
-    first = build_context(settings)
+    first = build_services(settings)
     try:
         seeded = await seed_strategy(first.db)
         default = first.brokers.build_default
@@ -362,8 +361,8 @@ async def test_paper_execution_killed_at_the_venue_resumes_in_a_new_process_and_
         with pytest.raises(ProcessKilled):
             await execute(first, result.signal_id)
     finally:
-        await close_context(first)
-    second = build_context(settings)  # the restarted process runs the job again
+        await first.close()
+    second = build_services(settings)  # the restarted process runs the job again
     try:
         await execute(second, result.signal_id)
         async with second.db.session() as session:
@@ -371,7 +370,7 @@ async def test_paper_execution_killed_at_the_venue_resumes_in_a_new_process_and_
             (order,) = (await session.scalars(select(Order))).all()
             venue = (await session.scalars(select(PaperOrder))).all()
     finally:
-        await close_context(second)
+        await second.close()
     assert signal_row.status == "executed", signal_row.reason
     assert [v.client_order_id for v in venue] == [order.client_order_id]
     assert (order.status, order.filled_quantity) == ("filled", Decimal(3))

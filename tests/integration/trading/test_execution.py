@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide
 from pinelab.brokers.exceptions import RetryableBrokerError
 from pinelab.brokers.models import BrokerAccount
+from pinelab.main import Services
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
 from pinelab.trading import orders
@@ -23,11 +23,11 @@ from tests.fakes.faulty_broker import FaultPlan, wrap
 
 
 @pytest.fixture
-async def seeded(context: AppContext) -> Seeded:
+async def seeded(context: Services) -> Seeded:
     return await seed_strategy(context.db)
 
 
-def _with_faults(context: AppContext, plan: FaultPlan) -> None:
+def _with_faults(context: Services, plan: FaultPlan) -> None:
     default = context.brokers.build_default
 
     def build(account: BrokerAccount) -> Broker:
@@ -39,7 +39,7 @@ def _with_faults(context: AppContext, plan: FaultPlan) -> None:
 _counter = 0
 
 
-async def _alert(context: AppContext, seeded: Seeded, **fields: Any) -> int:
+async def _alert(context: Services, seeded: Seeded, **fields: Any) -> int:
     """Ingest an alert (as the webhook does) and return its signal id."""
     global _counter
     _counter += 1
@@ -60,30 +60,28 @@ async def _alert(context: AppContext, seeded: Seeded, **fields: Any) -> int:
     return result.signal_id
 
 
-async def _run(context: AppContext, seeded: Seeded, **fields: Any) -> Signal:
+async def _run(context: Services, seeded: Seeded, **fields: Any) -> Signal:
     signal_id = await _alert(context, seeded, **fields)
     await execute(context, signal_id)
     return await _get(context, Signal, signal_id)
 
 
-async def _get(context: AppContext, model: Any, row_id: int) -> Any:
+async def _get(context: Services, model: Any, row_id: int) -> Any:
     async with context.db.session() as session:
         return await session.get(model, row_id)
 
 
-async def _all(context: AppContext, model: Any) -> list[Any]:
+async def _all(context: Services, model: Any) -> list[Any]:
     async with context.db.session() as session:
         return list((await session.execute(select(model).order_by(model.id))).scalars())
 
 
-async def _position(context: AppContext) -> Position:
+async def _position(context: Services) -> Position:
     (position,) = await _all(context, Position)
     return position
 
 
-async def test_buy_then_partial_sell_books_realized_pnl(
-    context: AppContext, seeded: Seeded
-) -> None:
+async def test_buy_then_partial_sell_books_realized_pnl(context: Services, seeded: Seeded) -> None:
     assert (await _run(context, seeded)).status == "executed"
     assert (
         await _run(context, seeded, action="sell", quantity="4", price="110")
@@ -95,7 +93,7 @@ async def test_buy_then_partial_sell_books_realized_pnl(
 
 
 async def test_response_lost_after_accept_is_adopted_not_resubmitted(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     plan = FaultPlan(lost_after_accept=1)
     _with_faults(context, plan)
@@ -107,7 +105,7 @@ async def test_response_lost_after_accept_is_adopted_not_resubmitted(
 
 
 async def test_broker_down_is_retried_and_the_venue_sees_one_order(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     plan = FaultPlan(unavailable=2)
     _with_faults(context, plan)
@@ -122,7 +120,7 @@ async def test_broker_down_is_retried_and_the_venue_sees_one_order(
 
 
 async def test_order_sent_before_a_crash_is_found_by_client_id_on_restart(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     plan = FaultPlan(unavailable=1)
     _with_faults(context, plan)
@@ -151,7 +149,7 @@ async def test_order_sent_before_a_crash_is_found_by_client_id_on_restart(
 
 
 async def test_limit_order_rests_until_a_later_alert_crosses_it(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     await _run(context, seeded, order_type="limit", limit_price="95", price="100")
     (order,) = await _all(context, Order)
@@ -163,7 +161,7 @@ async def test_limit_order_rests_until_a_later_alert_crosses_it(
 
 
 async def test_cancel_alert_cancels_open_orders_in_the_ticker(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     await _run(context, seeded, order_type="limit", limit_price="90")
     signal = await _run(context, seeded, action="cancel")
@@ -173,7 +171,7 @@ async def test_cancel_alert_cancels_open_orders_in_the_ticker(
 
 
 async def test_bracket_take_profit_fills_and_cancels_the_stop(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     signal = await _run(context, seeded, take_profit={"percent": "10"}, stop_loss={"percent": "5"})
     assert signal.status == "executed", signal.reason
@@ -192,7 +190,7 @@ async def test_bracket_take_profit_fills_and_cancels_the_stop(
     assert legs["stop_loss"].status == "canceled"
 
 
-async def test_exit_closes_the_strategy_position(context: AppContext, seeded: Seeded) -> None:
+async def test_exit_closes_the_strategy_position(context: Services, seeded: Seeded) -> None:
     await _run(context, seeded)
     signal = await _run(context, seeded, action="exit", quantity=None, price="105")
     assert signal.status == "executed"
@@ -200,7 +198,7 @@ async def test_exit_closes_the_strategy_position(context: AppContext, seeded: Se
     assert (position.quantity, position.realized_pnl) == (0, 50)
 
 
-async def test_exit_when_flat_places_nothing(context: AppContext, seeded: Seeded) -> None:
+async def test_exit_when_flat_places_nothing(context: Services, seeded: Seeded) -> None:
     signal = await _run(context, seeded, action="exit", quantity=None)
     assert signal.status == "executed"
     assert "nothing to do" in (signal.reason or "")
@@ -208,14 +206,14 @@ async def test_exit_when_flat_places_nothing(context: AppContext, seeded: Seeded
 
 
 async def test_sell_with_flat_sentiment_closes_and_never_opens_a_short(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     await _run(context, seeded, quantity="3")
     await _run(context, seeded, action="sell", quantity="10", sentiment="flat")
     assert (await _position(context)).quantity == 0
 
 
-async def test_target_position_orders_the_difference(context: AppContext, seeded: Seeded) -> None:
+async def test_target_position_orders_the_difference(context: Services, seeded: Seeded) -> None:
     await _run(context, seeded, quantity="3")
     await _run(context, seeded, action="buy", quantity="1", position_size="8")
     assert (await _position(context)).quantity == 8
@@ -224,7 +222,7 @@ async def test_target_position_orders_the_difference(context: AppContext, seeded
 
 
 async def test_unaffordable_order_is_rejected_with_the_reason(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     signal = await _run(context, seeded, quantity="5000", price="100")
     assert signal.status == "failed"
@@ -234,7 +232,7 @@ async def test_unaffordable_order_is_rejected_with_the_reason(
 
 
 async def test_symbol_outside_allowed_list_places_nothing(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     async with context.db.transaction() as session:
         strategy = await session.get(Strategy, seeded.strategy_id)
@@ -246,9 +244,7 @@ async def test_symbol_outside_allowed_list_places_nothing(
     assert await _all(context, Order) == []
 
 
-async def test_executing_a_signal_twice_places_one_order(
-    context: AppContext, seeded: Seeded
-) -> None:
+async def test_executing_a_signal_twice_places_one_order(context: Services, seeded: Seeded) -> None:
     signal_id = await _alert(context, seeded)
     await execute(context, signal_id)
     async with context.db.transaction() as session:
@@ -263,7 +259,7 @@ async def test_executing_a_signal_twice_places_one_order(
 
 
 async def test_running_a_refused_signal_again_keeps_it_failed_and_places_nothing(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     signal = await _run(context, seeded, quantity="5000", price="100")
     assert signal.status == "failed"
@@ -284,7 +280,7 @@ def test_client_order_id_is_deterministic_and_venue_safe() -> None:
     assert len(first) <= 36
 
 
-async def _set_costs(context: AppContext, seeded: Seeded, commission: str, slippage: str) -> None:
+async def _set_costs(context: Services, seeded: Seeded, commission: str, slippage: str) -> None:
     async with context.db.transaction() as session:
         account = await session.get_one(BrokerAccount, seeded.account_id)
         account.commission_per_order = Decimal(commission)
@@ -293,7 +289,7 @@ async def _set_costs(context: AppContext, seeded: Seeded, commission: str, slipp
 
 
 async def test_commission_and_slippage_reach_our_fill_and_position(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     await _set_costs(context, seeded, commission="1.5", slippage="100")  # 1 %
     assert (await _run(context, seeded, quantity="2", price="100")).status == "executed"
@@ -306,7 +302,7 @@ async def test_commission_and_slippage_reach_our_fill_and_position(
 
 
 async def test_stop_order_rests_and_fills_when_a_later_alert_touches_it(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     await _run(context, seeded, order_type="stop", stop_price="105", price="100")
     (order,) = await _all(context, Order)
@@ -317,7 +313,7 @@ async def test_stop_order_rests_and_fills_when_a_later_alert_touches_it(
 
 
 async def test_position_reverses_through_zero_and_realizes_pnl(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     await _run(context, seeded, quantity="3", price="10")
     await _run(context, seeded, action="sell", quantity="5", price="12")
@@ -327,7 +323,7 @@ async def test_position_reverses_through_zero_and_realizes_pnl(
 
 
 async def test_working_order_lookups_take_the_status_index_on_sqlite(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     if not context.db.is_sqlite:
         pytest.skip("PostgreSQL plans from its statistics")

@@ -11,8 +11,6 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from pinelab.api.app import build_context
-from pinelab.api.context import AppContext
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide, QuoteDriven
 from pinelab.brokers.exceptions import RetryableBrokerError
 from pinelab.brokers.models import BrokerAccount
@@ -20,6 +18,7 @@ from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
+from pinelab.main import Services, build_services
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.strategies.models import StrategyBrokerAccount
 from pinelab.trading.models import Fill, Order, OrderEvent, Position, ReconciliationRun
@@ -30,7 +29,7 @@ from pinelab.trading.reconciliation import (
     Reconciler,
     ReconciliationScope,
 )
-from tests.factories import Seeded, close_context, execute, seed_strategy
+from tests.factories import Seeded, execute, seed_strategy
 from tests.fakes import alpaca_emulator, ccxt_emulator
 from tests.fakes.faulty_broker import FaultPlan, wrap
 from tests.integration.brokers.test_alpaca import make_broker as make_alpaca
@@ -38,21 +37,21 @@ from tests.integration.brokers.test_ccxt import make_broker as make_ccxt
 
 
 @pytest.fixture
-async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[AppContext]:
-    built = build_context(settings)
+async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterator[Services]:
+    built = build_services(settings)
     yield built
-    await close_context(built)
+    await built.close()
 
 
 @pytest.fixture
-async def seeded(context: AppContext) -> Seeded:
+async def seeded(context: Services) -> Seeded:
     return await seed_strategy(context.db)
 
 
 _alerts = 0
 
 
-async def _alert(context: AppContext, seeded: Seeded, **fields: Any) -> int:
+async def _alert(context: Services, seeded: Seeded, **fields: Any) -> int:
     global _alerts
     _alerts += 1
     alert = {"ticker": "AAPL", "action": "buy", "quantity": "10", "price": "100"} | fields
@@ -66,18 +65,18 @@ async def _alert(context: AppContext, seeded: Seeded, **fields: Any) -> int:
     return result.signal_id
 
 
-async def _all(context: AppContext, model: Any) -> list[Any]:
+async def _all(context: Services, model: Any) -> list[Any]:
     async with context.db.session() as session:
         return list((await session.scalars(select(model).order_by(model.id))).all())
 
 
-async def _order(context: AppContext) -> Order:
+async def _order(context: Services) -> Order:
     (order,) = await _all(context, Order)
     return order
 
 
 async def reconcile(
-    context: AppContext,
+    context: Services,
     *,
     trigger: str,
     scope: ReconciliationScope,
@@ -96,19 +95,19 @@ async def reconcile(
     return run
 
 
-async def _run(context: AppContext, seeded: Seeded) -> ReconciliationRun:
+async def _run(context: Services, seeded: Seeded) -> ReconciliationRun:
     scope = ReconciliationScope(user_id=seeded.user_id)
     return await reconcile(context, trigger=MANUAL, scope=scope, requested_by=seeded.user_id)
 
 
-async def _venue(context: AppContext, seeded: Seeded) -> Broker:
+async def _venue(context: Services, seeded: Seeded) -> Broker:
     async with context.db.session() as session:
         account = await session.get(BrokerAccount, seeded.account_id)
     assert account is not None
     return await context.brokers.get(account)
 
 
-async def _unsent_order(context: AppContext, seeded: Seeded) -> Order:
+async def _unsent_order(context: Services, seeded: Seeded) -> Order:
     """Leave an order `new` in our books: the broker was down when it was sent."""
     default = context.brokers.build_default
     context.brokers.build = lambda account: wrap(default(account), FaultPlan(unavailable=1))
@@ -123,7 +122,7 @@ async def _unsent_order(context: AppContext, seeded: Seeded) -> Order:
 
 
 async def test_fill_made_while_we_were_not_looking_is_recorded_once(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
     assert (await _order(context)).status == "accepted"
@@ -149,7 +148,7 @@ async def test_fill_made_while_we_were_not_looking_is_recorded_once(
 
 
 async def test_order_the_broker_took_while_we_lost_the_answer_is_adopted(
-    context: AppContext, seeded: Seeded, frozen_clock: FrozenClock
+    context: Services, seeded: Seeded, frozen_clock: FrozenClock
 ) -> None:
     order = await _unsent_order(context, seeded)
     venue = await _venue(context, seeded)
@@ -176,7 +175,7 @@ async def test_order_the_broker_took_while_we_lost_the_answer_is_adopted(
 
 
 async def test_order_that_never_reached_the_broker_waits_for_its_job_then_fails(
-    context: AppContext, seeded: Seeded, frozen_clock: FrozenClock
+    context: Services, seeded: Seeded, frozen_clock: FrozenClock
 ) -> None:
     await _unsent_order(context, seeded)
     frozen_clock.advance(120)
@@ -199,7 +198,7 @@ async def test_order_that_never_reached_the_broker_waits_for_its_job_then_fails(
 
 
 async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
-    context: AppContext, seeded: Seeded, frozen_clock: FrozenClock
+    context: Services, seeded: Seeded, frozen_clock: FrozenClock
 ) -> None:
     await execute(context, await _alert(context, seeded, order_type="limit", limit_price="90"))
     assert (await _run(context, seeded)).flagged == 0
@@ -220,9 +219,7 @@ async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
     assert f"<td>{client_order_id}</td>" in emails[0].payload["html"]
 
 
-async def test_position_drift_is_reported_and_not_fixed(
-    context: AppContext, seeded: Seeded
-) -> None:
+async def test_position_drift_is_reported_and_not_fixed(context: Services, seeded: Seeded) -> None:
     await execute(context, await _alert(context, seeded))
     async with context.db.transaction() as session:
         await session.execute(update(Position).values(quantity=Decimal(7)))
@@ -237,7 +234,7 @@ async def test_position_drift_is_reported_and_not_fixed(
 
 
 async def test_an_account_that_cannot_be_reached_is_an_error_and_the_run_goes_on(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     async with context.db.transaction() as session:
         broken = BrokerAccount(user_id=seeded.user_id, kind="alpaca", label="no keys", paper=True)
@@ -256,7 +253,7 @@ async def test_an_account_that_cannot_be_reached_is_an_error_and_the_run_goes_on
 
 
 async def test_run_of_one_account_leaves_the_others_alone(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     other = await seed_strategy(context.db, email="other@example.com", token="other-token-0123456")
     scope = ReconciliationScope(user_id=seeded.user_id, broker_account_id=seeded.account_id)
@@ -268,10 +265,10 @@ async def test_run_of_one_account_leaves_the_others_alone(
 
 
 async def test_periodic_job_is_registered_at_the_configured_interval_and_runs_a_pass(
-    context: AppContext, seeded: Seeded
+    context: Services, seeded: Seeded
 ) -> None:
     context.settings.reconciliation_interval_minutes = 2
-    built = build_context(context.settings)
+    built = build_services(context.settings)
     worker = built.worker
     assert worker is not None
     assert worker.scheduler.tasks[RECONCILE].interval_seconds == 120
@@ -282,7 +279,7 @@ async def test_periodic_job_is_registered_at_the_configured_interval_and_runs_a_
     try:
         assert await worker.run_once()
     finally:
-        await close_context(built)
+        await built.close()
 
     (run,) = await _all(context, ReconciliationRun)
     assert (run.trigger, run.scope, run.status, run.user_id) == (
@@ -311,7 +308,7 @@ def cryptocom() -> Iterator[ccxt_emulator.CryptocomEmulator]:
         yield running
 
 
-async def _bind(context: AppContext, seeded: Seeded, kind: str, build: Callable[[], Broker]) -> int:
+async def _bind(context: Services, seeded: Seeded, kind: str, build: Callable[[], Broker]) -> int:
     """Move the strategy onto a new account of `kind` whose adapter `build` makes."""
     async with context.db.transaction() as session:
         account = BrokerAccount(user_id=seeded.user_id, kind=kind, label=kind, paper=True)
@@ -332,7 +329,7 @@ async def _bind(context: AppContext, seeded: Seeded, kind: str, build: Callable[
 
 
 async def test_alpaca_partial_then_full_fill_is_synced_with_its_fills(
-    context: AppContext, seeded: Seeded, alpaca: alpaca_emulator.AlpacaEmulator
+    context: Services, seeded: Seeded, alpaca: alpaca_emulator.AlpacaEmulator
 ) -> None:
     await _bind(context, seeded, "alpaca", lambda: make_alpaca(alpaca))
     await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
@@ -354,7 +351,7 @@ async def test_alpaca_partial_then_full_fill_is_synced_with_its_fills(
 
 
 async def test_ccxt_fill_is_synced_and_positions_agree(
-    context: AppContext, seeded: Seeded, cryptocom: ccxt_emulator.CryptocomEmulator
+    context: Services, seeded: Seeded, cryptocom: ccxt_emulator.CryptocomEmulator
 ) -> None:
     await _bind(context, seeded, "ccxt:cryptocom", lambda: make_ccxt(cryptocom))
     alert = {"ticker": "CRYPTOCOM:BTCUSDT", "quantity": "0.5", "price": "40000"}

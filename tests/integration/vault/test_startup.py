@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from pinelab.api.app import build_context
 from pinelab.config import Settings
+from pinelab.main import build_services
 from pinelab.vault import KeyConfigurationError
 
 
@@ -18,7 +18,7 @@ def production(settings: Settings, **values: object) -> Settings:
 
 def test_production_without_an_encryption_key_refuses_to_build_the_app(settings: Settings) -> None:
     with pytest.raises(KeyConfigurationError) as caught:
-        build_context(production(settings))
+        build_services(production(settings))
 
     assert "PINELAB_ENCRYPTION_KEY" in caught.value.message
     assert not (settings.data_dir / "encryption.key").exists()
@@ -27,10 +27,10 @@ def test_production_without_an_encryption_key_refuses_to_build_the_app(settings:
 async def test_production_with_an_encryption_key_builds_and_uses_it(settings: Settings) -> None:
     key = base64.b64encode(os.urandom(32)).decode()
 
-    context = build_context(production(settings, encryption_key=key))
+    services = build_services(production(settings, encryption_key=key))
     try:
-        assert context.brokers.vault.ring.source == "environment"
-        assert context.brokers.vault.ring.older == ()
+        assert services.vault.ring.source == "environment"
+        assert services.vault.ring.older == ()
+        assert services.brokers.vault is services.vault  # one vault per process
     finally:
-        await context.brokers.close()
-        await context.db.dispose()
+        await services.close()

@@ -19,11 +19,11 @@ from pinelab.accounts.exceptions import (
     WeakPassword,
 )
 from pinelab.accounts.models import AuthSession, User
-from pinelab.api import ratelimit
-from pinelab.api.ratelimit import RateLimiter
 from pinelab.clock import FrozenClock
 from pinelab.db import Database
 from pinelab.errors import DuplicateResourceError, RateLimitExceeded, ValidationFailed
+from pinelab.ops import ratelimit
+from pinelab.ops.ratelimit import RateLimiter
 
 PASSWORD = "blue-harbour-lantern-42"
 SECRET = "unit-test-signing-key-0123456789-abcdefghijklmnop"
