@@ -11,9 +11,9 @@ from sqlalchemy import select
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.db import Database
-from pinelab.jobs.maintenance import CLEANUP_JOBS, FINISHED_JOB_RETENTION, cleanup_finished_jobs
+from pinelab.jobs.maintenance import FINISHED_JOB_RETENTION, cleanup_finished_jobs
 from pinelab.jobs.models import Job, JobAttempt
-from pinelab.main import Services, build_services
+from pinelab.main import PRUNE_RECONCILIATION_RUNS, Services, build_services
 from pinelab.trading.models import ReconciliationRun
 from tests.factories import enqueue_job
 from tests.integration.jobs.conftest import MakeWorker
@@ -80,9 +80,8 @@ async def test_finished_runs_past_the_retention_are_deleted_and_the_rest_kept(
                 run("stuck", 90, finished=False),  # still marked running: never deleted
             ]
         )
-    assert context.worker is not None
-    cleanup = context.worker.job_types[CLEANUP_JOBS]
-    await cleanup.run(Job(kind=CLEANUP_JOBS, payload={}))
+    prune = context.worker.job_types[PRUNE_RECONCILIATION_RUNS]
+    await prune.run(Job(kind=PRUNE_RECONCILIATION_RUNS, payload={}))
     async with context.db.session() as session:
         kept = set((await session.scalars(select(ReconciliationRun.trigger))).all())
     assert kept == {"recent", "stuck"}
