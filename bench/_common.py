@@ -296,14 +296,19 @@ class PineLab:
         data_dir = workdir / name
         data_dir.mkdir()
         pinelab = cls(data_dir, Store(data_dir, postgres_dsn), dict(settings))
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "pinelab", "migrate"],
             env=pinelab.env(),
             cwd=data_dir,
-            check=True,
             capture_output=True,
+            text=True,
             timeout=120,
+            check=False,
         )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"pinelab migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
         return pinelab
 
     def env(self, **settings: str) -> dict[str, str]:

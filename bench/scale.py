@@ -7,7 +7,7 @@ On a throwaway PostgreSQL database (created on --pg, 127.0.0.1:5432 by default, 
    2`, or uvicorn's workers as the CLI would start them while it lacks the flag); the shared
    baseline app runs the same two loads with one and two uvicorn workers. Figures: alerts/s and
    p99 of each, and the two/one ratio. Targets: two >= 1.5x one, p99 <= 50 ms.
-2. workers, on a second throwaway database: a backlog of alerts (2,000 over 20 strategies, one
+2. workers, on a second throwaway database: a backlog of alerts (1,000 over 20 strategies, one
    paper account each) is enqueued with every worker off, then drained by one `pinelab worker`
    process; a second backlog by two. Figure: executed/s = executed signals / (last - first
    `signal.executed_at`), and the two/one ratio (no target: the processes share 2 cores here).
@@ -61,9 +61,9 @@ def options() -> argparse.ArgumentParser:
     )
     found.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     found.add_argument("--connections", type=int, default=64, help="wrk and client connections")
-    found.add_argument("--backlog", type=int, default=2000, help="alerts per worker backlog")
+    found.add_argument("--backlog", type=int, default=1000, help="alerts per worker backlog")
     found.add_argument("--strategies", type=int, default=20, help="backlog strategies")
-    found.add_argument("--drain-timeout", type=float, default=180.0, help="max s per drain")
+    found.add_argument("--drain-timeout", type=float, default=120.0, help="max s per drain")
     return found
 
 
