@@ -25,7 +25,6 @@ class Sent:
     sent: float  # time.perf_counter()
     answered: float
     status: int  # 0: no answer
-    signal_id: int | None
 
     @property
     def latency_ms(self) -> float:
@@ -111,7 +110,7 @@ class Sender:
         try:
             if connection is not None:
                 try:
-                    status, answer = await self._exchange(connection, request)
+                    status = await self._exchange(connection, request)
                 except (ConnectionError, asyncio.IncompleteReadError) as exc:
                     if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
                         raise
@@ -120,15 +119,13 @@ class Sender:
                     connection = None
             if connection is None:
                 connection = await self._connect()
-                status, answer = await self._exchange(connection, request)
+                status = await self._exchange(connection, request)
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
             if connection is not None:
                 connection.writer.close()  # in an unknown state: not reused
-            return Sent(index, started, time.perf_counter(), 0, None)
-        answered = time.perf_counter()
+            return Sent(index, started, time.perf_counter(), 0)
         self.idle.append(connection)
-        signal_id = json.loads(answer).get("signal_id") if status == 202 else None
-        return Sent(index, started, answered, status, signal_id)
+        return Sent(index, started, time.perf_counter(), status)
 
     def close(self) -> None:
         """Close the idle connections."""
@@ -140,18 +137,19 @@ class Sender:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         return _Connection(reader, writer)
 
-    async def _exchange(self, connection: _Connection, request: bytes) -> tuple[int, bytes]:
+    async def _exchange(self, connection: _Connection, request: bytes) -> int:
         connection.writer.write(request)
         return await asyncio.wait_for(_read_answer(connection.reader), timeout=10.0)
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    """Read one HTTP/1.1 answer with a Content-Length; return its status and body."""
+async def _read_answer(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 answer with a Content-Length; return its status."""
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
     status = int(head.split(" ", 2)[1])
     for line in head.split("\r\n"):
         if line.lower().startswith("content-length:"):
-            return status, await reader.readexactly(int(line.split(":", 1)[1]))
+            await reader.readexactly(int(line.split(":", 1)[1]))
+            return status
     raise ValueError("an answer without Content-Length")
 
 
@@ -212,8 +210,3 @@ def send_burst(
         return sorted(results, key=lambda one: one.index), time.perf_counter() - started
 
     return asyncio.run(burst())
-
-
-def ids(sent: Sequence[Sent]) -> list[int]:
-    """Return the signal ids of the accepted alerts."""
-    return [one.signal_id for one in sent if one.status == 202 and one.signal_id is not None]

@@ -5,7 +5,8 @@
 It listens on a free 127.0.0.1 port with no fault planned (latency 0) and ample cash, writes
 its URL to READY_FILE once it listens, and serves until SIGTERM or SIGINT. Its own process, so
 the benchmark's client does not share its interpreter lock. Each order it keeps has the time
-it was received (`created_at`, this machine's clock), read back with GET /v2/orders.
+it was received (`created_at`, this machine's clock), read back with GET /v2/orders. On exit
+it writes how many requests it served, by method and route, to READY_FILE.requests.json.
 
 Every key pair given is an account at this one venue (one set of books): PineLab paces each
 Alpaca account to Alpaca's 200 requests a minute, so 100 alerts/s need some 50 accounts. A
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,11 +33,15 @@ from tests.fakes.faults import BackgroundServer
 KEY, SECRET = b"apca-api-key-id", b"apca-api-secret-key"
 
 
-def accounts(app: ASGIApp, pairs: dict[str, str], own: tuple[str, str]) -> ASGIApp:
-    """Return `app` behind a layer that presents any of `pairs` as the emulator's `own` pair."""
+def accounts(
+    app: ASGIApp, pairs: dict[str, str], own: tuple[str, str], counts: Counter[str]
+) -> ASGIApp:
+    """Return `app` behind a layer that presents any of `pairs` as the emulator's `own` pair,
+    counting the requests by method and route (order ids left out)."""
 
     async def layer(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            counts[f"{scope['method']} {'/'.join(scope['path'].split('/')[:3])}"] += 1
             headers = dict(scope["headers"])
             key = headers.get(KEY, b"").decode()
             if key in pairs and pairs[key] == headers.get(SECRET, b"").decode():
@@ -54,7 +60,8 @@ def serve(ready: Path) -> None:
     pairs = dict(json.loads(os.environ["BENCH_ALPACA_KEYS"]))
     own = next(iter(pairs.items()))
     emulator = AlpacaEmulator(api_key=own[0], api_secret=own[1], cash=Decimal(10) ** 12)
-    server = BackgroundServer(accounts(emulator.server.app, pairs, own))
+    counts: Counter[str] = Counter()
+    server = BackgroundServer(accounts(emulator.server.app, pairs, own, counts))
     server.start()
     try:
         pending = ready.with_suffix(".tmp")
@@ -64,6 +71,7 @@ def serve(ready: Path) -> None:
             pass
     finally:
         server.stop()
+        ready.with_suffix(".requests.json").write_text(json.dumps(counts))
 
 
 if __name__ == "__main__":

@@ -185,6 +185,7 @@ def alpaca(args: argparse.Namespace, workdir: Path, report: Report) -> None:
         auth = {"APCA-API-KEY-ID": keys[0][0], "APCA-API-SECRET-KEY": keys[0][1]}
         query = {"status": "all", "limit": "1000000", "direction": "asc"}
         orders = httpx.get(f"{url}/v2/orders", params=query, headers=auth, timeout=30).json()
+    extra["emulator_requests"] = json.loads(ready.with_suffix(".requests.json").read_text())
     venue = {order["client_order_id"]: order["created_at"] for order in orders}
     latencies = stages(rows, venue)
     show("alpaca", sent, latencies, extra)
