@@ -43,7 +43,7 @@ revision: $(STAMP)
 
 bench: $(TEST_STAMP)
 	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install -y wrk"; exit 1; }
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
