@@ -15,9 +15,11 @@ from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.main import Services
+from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.strategies.tokens import hash_token
 from pinelab.trading.execution import execute_signal
+from tests.waiting import eventually
 
 FAST_HASH = "$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$Kp2Fq5eMTaN4JYQbmjG8cw"
 
@@ -90,6 +92,17 @@ async def stored_job(db: Database, job_id: int) -> Job:
         job = await session.get(Job, job_id)
     assert job is not None
     return job
+
+
+async def settled_signal(db: Database, signal_id: int) -> Signal:
+    """Wait until the worker is done with a signal (it is no longer accepted); return it."""
+
+    async def settled() -> Signal | None:
+        async with db.session() as session:
+            signal = await session.get(Signal, signal_id)
+        return signal if signal is not None and signal.status != "accepted" else None
+
+    return await eventually(settled, what=f"signal {signal_id} to be executed")
 
 
 async def execute(services: Services, signal_id: int) -> None:

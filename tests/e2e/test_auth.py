@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
 from pinelab.clock import FrozenClock
-from pinelab.ops import ratelimit
 
 PASSWORD = "blue-harbour-lantern-42"
 ERROR_KEYS = {"error", "message", "details"}
@@ -115,12 +113,6 @@ async def test_wrong_password_and_unknown_email_get_identical_answers(
     assert wrong_password.content == unknown_email.content
     for answer in (wrong_password, unknown_email):
         assert answer.headers["www-authenticate"] == "Bearer"
-
-
-@pytest.fixture
-def still_limiter_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stop the rate limiter's clock, so slow hashing cannot refill a bucket mid-test."""
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: 1000.0))
 
 
 async def test_eleventh_login_attempt_in_a_minute_answers_429_with_retry_after(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.notify.email import SEND_EMAIL, Email
 from tests.e2e.conftest import UserFactory
+from tests.waiting import eventually
 
 BASE = "/api/v1/admin/dead-letters"
 
@@ -63,12 +63,11 @@ async def _dead_email(app: FastAPI, to: str) -> int:
 
 
 async def _outbox_files(data_dir: Path) -> list[Path]:
-    for _ in range(100):
-        files = list((data_dir / "outbox").glob("*.eml")) if (data_dir / "outbox").exists() else []
-        if files:
-            return files
-        await asyncio.sleep(0.05)
-    return []
+    def written() -> list[Path]:
+        outbox = data_dir / "outbox"
+        return list(outbox.glob("*.eml")) if outbox.exists() else []
+
+    return await eventually(written, what="an email in the outbox")
 
 
 async def test_admin_lists_inspects_and_replays_a_dead_letter_which_then_runs(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,9 +16,9 @@ from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.main import create_app
 from pinelab.ops.health import HealthChecker
-from pinelab.signals.models import Signal
 from tests.e2e.conftest import PASSWORD
-from tests.factories import seed_strategy
+from tests.factories import seed_strategy, settled_signal
+from tests.fakes.faults import free_port
 
 ALERT = {"ticker": "AAPL", "action": "buy", "quantity": "2", "price": "100", "id": "ops-1"}
 
@@ -99,16 +97,6 @@ async def test_admin_health_shows_the_detail_to_admins_only(
     assert body["database"] in ("sqlite", "postgresql")
 
 
-async def _settled(app: FastAPI, signal_id: int) -> None:
-    for _ in range(200):
-        async with app.state.db.session() as session:
-            signal = await session.get(Signal, signal_id)
-        if signal is not None and signal.status != "accepted":
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the signal was not executed")
-
-
 async def test_metrics_count_alerts_orders_latency_queue_and_errors(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
@@ -117,7 +105,7 @@ async def test_metrics_count_alerts_orders_latency_queue_and_errors(
     await client.post(f"/webhooks/{seeded.token}", json=ALERT)
     await client.post(f"/webhooks/{seeded.token}", json={**ALERT, "id": "x", "quantity": "NaN"})
     await client.post("/webhooks/wrong-token-0123456789", json=ALERT)
-    await _settled(app, accepted.json()["signal_id"])
+    await settled_signal(app.state.db, accepted.json()["signal_id"])
     text = (await client.get("/metrics")).text
     found = samples(text)
     assert found[("pinelab_alerts_received_total", frozenset())] == 4
@@ -145,14 +133,8 @@ async def test_metrics_need_the_token_when_one_is_set(settings: Settings) -> Non
         assert "pinelab_http_requests_total" in right.text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_metrics_can_live_on_their_own_port(settings: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     separate = settings.model_copy(update={"metrics_port": port})
     async with running(separate) as (_, http):
         assert (await http.get("/metrics")).status_code == 404

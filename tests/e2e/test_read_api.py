@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +20,7 @@ from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.strategies.tokens import hash_token
 from tests.integration.trading.test_queries import TODAY, Book, seed_book
+from tests.waiting import eventually
 
 WEBHOOK_TOKEN = "e2e-read-api-webhook-token-0123456789abcdef"
 POLL_SECONDS = 15.0
@@ -92,13 +92,11 @@ async def _alert(client: httpx.AsyncClient, body: dict[str, str]) -> int:
 
 
 async def _wait_for_filled(get: Get, trader: Trader, count: int) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + POLL_SECONDS
-    while True:
+    async def filled() -> list[dict[str, Any]] | None:
         orders: list[dict[str, Any]] = (await get("/orders", trader.headers))["items"]
-        if sum(order["status"] == "filled" for order in orders) >= count:
-            return orders
-        assert asyncio.get_running_loop().time() < deadline, f"orders never filled: {orders}"
-        await asyncio.sleep(0.05)
+        return orders if sum(order["status"] == "filled" for order in orders) >= count else None
+
+    return await eventually(filled, timeout=POLL_SECONDS, what=f"{count} filled orders")
 
 
 async def test_webhook_trades_show_up_in_orders_positions_and_pnl(

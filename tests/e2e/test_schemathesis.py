@@ -10,7 +10,6 @@ import asyncio
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from pinelab.config import Settings
 from pinelab.main import create_app
 from tests.conftest import BACKENDS, _empty_tables_statement, _pg_admin
 from tests.e2e.conftest import PASSWORD
+from tests.waiting import eventually_blocking
 
 EXAMPLES_PER_OPERATION = 20
 CHECKS = [not_a_server_error, response_schema_conformance]
@@ -64,10 +64,7 @@ def live_server(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
+    eventually_blocking(lambda: server.started, timeout=20, what="the server to start")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=20)

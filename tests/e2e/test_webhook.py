@@ -16,7 +16,7 @@ from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
 from pinelab.strategies.tokens import hash_passphrase
 from pinelab.trading.models import Order
-from tests.factories import Seeded, seed_strategy
+from tests.factories import Seeded, seed_strategy, settled_signal
 
 ALERT = {
     "ticker": "AAPL",
@@ -45,15 +45,6 @@ async def _signal(app: FastAPI, signal_id: int) -> Signal:
     return signal
 
 
-async def _settled(app: FastAPI, signal_id: int) -> Signal:
-    for _ in range(200):
-        signal = await _signal(app, signal_id)
-        if signal.status != "accepted":
-            return signal
-        await asyncio.sleep(0.01)
-    raise AssertionError("the signal was not executed in time")
-
-
 async def _count(app: FastAPI, model: Any) -> int:
     async with _db(app).session() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
@@ -66,7 +57,7 @@ async def test_canonical_alert_is_stored_then_filled(
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "accepted"
-    signal = await _settled(app, body["signal_id"])
+    signal = await settled_signal(_db(app), body["signal_id"])
     assert signal.status == "executed", signal.reason
     assert signal.source_ip == "203.0.113.7"
     async with _db(app).session() as session:
@@ -95,7 +86,7 @@ async def test_json_as_text_and_plain_text_alerts_are_accepted(
     headers = {"content-type": content_type} if content_type else {}
     response = await client.post(f"/webhooks/{seeded.token}", content=content, headers=headers)
     assert response.status_code == 202, response.text
-    signal = await _settled(app, response.json()["signal_id"])
+    signal = await settled_signal(_db(app), response.json()["signal_id"])
     assert signal.status == "executed", signal.reason
 
 
@@ -107,7 +98,7 @@ async def test_duplicate_alert_is_recorded_and_places_no_order(
     assert first.json()["status"] == "accepted"
     assert second.status_code == 202
     assert second.json()["status"] == "duplicate"
-    await _settled(app, first.json()["signal_id"])
+    await settled_signal(_db(app), first.json()["signal_id"])
     duplicate = await _signal(app, second.json()["signal_id"])
     assert duplicate.status == "duplicate"
     assert duplicate.duplicate_of_id == first.json()["signal_id"]
@@ -123,7 +114,7 @@ async def test_concurrent_copies_of_one_alert_place_one_order(
     statuses = sorted(r.json()["status"] for r in responses)
     assert statuses == ["accepted"] + ["duplicate"] * 19
     accepted = next(r.json()["signal_id"] for r in responses if r.json()["status"] == "accepted")
-    await _settled(app, accepted)
+    await settled_signal(_db(app), accepted)
     assert await _count(app, Order) == 1
 
 
@@ -236,7 +227,7 @@ async def test_alert_for_two_accounts_fans_out(
         )
     app.state.tokens.invalidate()
     response = await client.post(f"/webhooks/{seeded.token}", json=ALERT)
-    signal = await _settled(app, response.json()["signal_id"])
+    signal = await settled_signal(_db(app), response.json()["signal_id"])
     assert signal.status == "executed"
     async with _db(app).session() as session:
         orders = list((await session.execute(select(Order))).scalars())

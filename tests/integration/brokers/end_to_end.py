@@ -3,12 +3,13 @@ alerts sent to the webhook, and waiting for the worker to act on them."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from tests.waiting import eventually
 
 API = "/api/v1"
 PASSWORD = "correct-horse-battery-staple-42"
@@ -39,13 +40,12 @@ class Trader:
         response = await self.client.post(f"/webhooks/{self.token}", json=body)
         assert response.status_code == 202, response.text
         signal_id = response.json()["signal_id"]
-        deadline = asyncio.get_running_loop().time() + POLL_SECONDS
-        while True:
+
+        async def settled() -> dict[str, Any] | None:
             signal: dict[str, Any] = await self.get(f"/signals/{signal_id}")
-            if signal["status"] != "accepted":
-                return signal
-            assert asyncio.get_running_loop().time() < deadline, f"signal stuck: {signal}"
-            await asyncio.sleep(0.05)
+            return signal if signal["status"] != "accepted" else None
+
+        return await eventually(settled, timeout=POLL_SECONDS, what=f"signal {signal_id}")
 
     async def orders(self) -> list[dict[str, Any]]:
         """Return the trader's orders, oldest first."""

@@ -1,10 +1,9 @@
-"""Helpers the jobs tests share: recording handlers, draining a worker, waiting on a condition."""
+"""Helpers the jobs tests share: recording handlers and draining a worker."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pinelab.clock import FrozenClock
@@ -42,12 +41,3 @@ async def drain(worker: Worker, clock: FrozenClock) -> None:
         else:
             idle += 1
             clock.advance(60)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0) -> None:
-    """Wait until `condition()` holds; fail when it still does not after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)

@@ -8,8 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from pinelab.jobs import queue
 from pinelab.jobs.models import DeadLetter, Job
 from pinelab.notify.email import SEND_EMAIL, Email
 from tests.cli_support import cli_database_url
+from tests.waiting import eventually_blocking
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -132,15 +131,6 @@ def test_dead_letters_are_listed_shown_replayed_and_discarded_from_the_cli(data_
     assert "not found" in missing.stderr
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.slow
 def test_worker_command_runs_jobs_refuses_a_second_worker_and_stops_on_sigterm(
     data_dir: Path,
@@ -150,7 +140,11 @@ def test_worker_command_runs_jobs_refuses_a_second_worker_and_stops_on_sigterm(
     outbox = data_dir / "outbox"
     worker = start_worker(data_dir)
     try:
-        assert _wait_for(lambda: outbox.exists() and any(outbox.glob("*.eml")))
+        eventually_blocking(
+            lambda: outbox.exists() and any(outbox.glob("*.eml")),
+            timeout=20,
+            what="the worker to send the replayed email",
+        )
         second = pinelab(data_dir, "worker")
         assert second.returncode == 1
         assert "worker_not_started" in second.stderr

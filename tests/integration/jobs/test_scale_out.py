@@ -14,7 +14,7 @@ from pinelab.jobs.models import Job
 from pinelab.jobs.queue import DONE, job_values
 from pinelab.jobs.worker import JobType
 from tests.integration.jobs.conftest import MakeWorker
-from tests.integration.jobs.support import eventually
+from tests.waiting import eventually
 
 JOBS = 1000
 

@@ -17,7 +17,8 @@ from pinelab.jobs.retry import RetryPolicy
 from pinelab.jobs.worker import JobType, Worker
 from tests.factories import enqueue_job, stored_job
 from tests.integration.jobs.conftest import MakeWorker
-from tests.integration.jobs.support import Recorder, drain, eventually
+from tests.integration.jobs.support import Recorder, drain
+from tests.waiting import eventually
 
 
 async def _idle(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:

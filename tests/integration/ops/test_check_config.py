@@ -1,4 +1,5 @@
-"""`pinelab check-config` and `pinelab serve` on a broken .env: every problem, at once."""
+"""`pinelab check-config` and `pinelab serve` on a broken .env: every problem, at once; the
+connection checks name what they cannot reach."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from pinelab.config import Settings
+from pinelab.ops.checks import connection_problems
 
 BROKEN_ENV = """\
 PINELAB_ENV=production
@@ -69,3 +73,15 @@ def test_a_sound_development_env_file_passes(tmp_path: Path) -> None:
     result = run_pinelab(tmp_path, "check-config")
     assert result.returncode == 0, result.stdout
     assert result.stdout.strip() == "configuration OK"
+
+
+async def test_unreachable_redis_and_smtp_are_reported(tmp_path: Path) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        redis_url="redis://127.0.0.1:1/0",
+        smtp_host="127.0.0.1",
+        smtp_port=1,
+    )
+    problems = await connection_problems(settings, within=3)
+    assert {p.variable for p in problems} == {"PINELAB_REDIS_URL", "PINELAB_SMTP_HOST"}

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -28,16 +26,12 @@ from pinelab.main import build_services
 from pinelab.notify.email import Email, enqueue_email
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
+from tests.fakes.faults import free_port
+from tests.waiting import eventually
 
 PASSWORD = "shutdown-harbour-lantern-42"
 SENDERS = 8
 SIGTERM_AFTER_ACKS = 40
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve(data_dir: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
@@ -62,16 +56,16 @@ def _serve(data_dir: Path, database_url: str, port: int) -> subprocess.Popen[byt
 
 
 async def _wait_live(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
     async with httpx.AsyncClient(base_url=base_url) as http:
-        while time.monotonic() < deadline:
+
+        async def live() -> bool:
             assert process.poll() is None, "the server exited at startup"
             try:
-                if (await http.get("/health/live")).status_code == 200:
-                    return
+                return (await http.get("/health/live")).status_code == 200
             except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    raise AssertionError("the server did not start")
+                return False
+
+        await eventually(live, timeout=20, what="the server to start")
 
 
 async def _seed(http: httpx.AsyncClient) -> str:
@@ -119,14 +113,13 @@ async def _burst(base_url: str, token: str, process: subprocess.Popen[bytes]) ->
 
 
 async def _settled(db: Database, ids: set[int]) -> dict[int, str]:
-    deadline = time.monotonic() + 20
-    while True:
+    async def statuses() -> dict[int, str] | None:
         async with db.session() as session:
             rows = await session.execute(select(Signal.id, Signal.status).where(Signal.id.in_(ids)))
-            statuses = {int(row[0]): str(row[1]) for row in rows}
-        if all(s != "accepted" for s in statuses.values()) or time.monotonic() > deadline:
-            return statuses
-        await asyncio.sleep(0.2)
+            found = {int(row[0]): str(row[1]) for row in rows}
+        return found if all(s != "accepted" for s in found.values()) else None
+
+    return await eventually(statuses, timeout=20, what="every acknowledged alert to be executed")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> tuple[int, str]:
@@ -144,7 +137,7 @@ def _stop(process: subprocess.Popen[bytes]) -> tuple[int, str]:
 async def test_sigterm_mid_burst_keeps_every_acknowledged_alert_and_executes_it_once(
     tmp_path: Path, database_url: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     first = _serve(tmp_path, database_url, port)
     try:

@@ -7,7 +7,6 @@ built-in Alpaca and ccxt probes are checked for the host they would reach, never
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,16 +20,10 @@ from pinelab.db import Database
 from pinelab.ops import health
 from pinelab.ops.health import HealthChecker, default_probes, probe_url
 from tests.factories import seed_strategy
+from tests.fakes.faults import free_port
 
 SMTP_USER = "alerts@pinelab.test"
 SMTP_PASSWORD = "smtp-password-never-shown-42"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Silent:
@@ -51,7 +44,7 @@ def _authenticate(
 
 @pytest.fixture
 def smtp_port() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         Silent(),
         hostname="127.0.0.1",
@@ -105,7 +98,7 @@ async def test_refused_smtp_login_degrades_without_showing_the_password(
 async def test_smtp_down_degrades_but_the_process_stays_ready(
     settings: Settings, db: Database
 ) -> None:
-    configured = _with_smtp(settings, _free_port()).model_copy(
+    configured = _with_smtp(settings, free_port()).model_copy(
         update={"health_timeout_seconds": 2.0}
     )
 

@@ -1,12 +1,10 @@
-"""Shared pieces of the reliability proofs: binding a strategy to an emulated broker, waiting
-for the queue to drain, and the counts each proof reports."""
+"""Shared pieces of the reliability proofs: binding a strategy to an emulated broker, counting
+the unfinished jobs, and the counts each proof reports."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -89,15 +87,6 @@ async def unfinished_jobs(db: Database, kind: str | None = None) -> int:
         query = query.where(Job.kind == kind)
     async with db.session() as session:
         return int(await session.scalar(query) or 0)
-
-
-async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
-    """Poll `check` until it holds, or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def orders_per_signal(db: Database) -> Counter[int | None]:

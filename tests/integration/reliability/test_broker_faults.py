@@ -34,8 +34,8 @@ from tests.integration.reliability.support import (
     bind_account,
     orders_per_signal,
     unfinished_jobs,
-    wait_for,
 )
+from tests.waiting import eventually
 
 ORDERS = "/v2/orders"
 EVERY = 1_000_000  # a fault count that outlasts the stretch; the plan is cleared to end it
@@ -166,7 +166,7 @@ class Sender:
             answer = await self.client.post(f"/webhooks/{self.token}", json=alert)
             if answer.status_code == 202:
                 self.acknowledged.append(answer.json()["signal_id"])
-            await asyncio.sleep(spread)
+            await asyncio.sleep(spread)  # pacing: the alerts arrive over a stretch of time
 
 
 async def _setup(app: FastAPI, client: httpx.AsyncClient, venue: Venue) -> Sender:
@@ -180,7 +180,7 @@ async def _drained(context: Services) -> None:
     async def done() -> bool:
         return await unfinished_jobs(context.db, EXECUTE_SIGNAL) == 0
 
-    await wait_for(done, timeout=45, what="the execution jobs to drain")
+    await eventually(done, timeout=45, what="the execution jobs to drain")
 
 
 async def _prove(name: str, context: Services, venue: Venue, sender: Sender) -> None:
@@ -215,7 +215,11 @@ async def _outage(venue: Venue, sender: Sender, per_phase: int) -> dict[str, int
     for outage in OUTAGES:
         venue.start(outage)
         await sender.send(per_phase, spread=0.1)
-        await asyncio.sleep(0.5)
+
+        def spoiling(outage: Outage = outage) -> bool:
+            return venue.spoiled(outage) > 0
+
+        await eventually(spoiling, timeout=10, what=f"the {outage} outage to fail a call")
         spoiled[outage] = venue.spoiled(outage)
     venue.clear()
     return spoiled

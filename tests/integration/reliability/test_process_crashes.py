@@ -45,8 +45,8 @@ from tests.integration.reliability.support import (
     bind_account,
     orders_per_signal,
     unfinished_jobs,
-    wait_for,
 )
+from tests.waiting import eventually
 
 LEASE_SECONDS = 5
 SECRET = "reliability-secret-key-that-is-long-enough-0123456789abcdef"
@@ -123,7 +123,7 @@ class Server:
             except httpx.HTTPError:
                 return False
 
-        await wait_for(live, timeout=30, what="pinelab serve to answer")
+        await eventually(live, timeout=30, what="pinelab serve to answer")
 
     def kill(self) -> None:
         if self.process is not None:
@@ -224,7 +224,7 @@ async def test_serve_killed_mid_burst_loses_no_acknowledged_alert_and_doubles_no
     async def drained() -> bool:
         return await unfinished_jobs(database) == 0
 
-    await wait_for(drained, timeout=LEASE_SECONDS + 30, what="the restarted worker to drain")
+    await eventually(drained, timeout=LEASE_SECONDS + 30, what="the restarted worker to drain")
     async with database.session() as session:
         signals = {s.id: s for s in (await session.scalars(select(Signal))).all()}
         venue_orders = (await session.scalars(select(PaperOrder.client_order_id))).all()
@@ -297,8 +297,7 @@ async def test_worker_killed_mid_job_is_replaced_after_its_lease_and_orders_once
                 and (await stored_job(context.db, job_id)).status == "running"
             )
 
-        await wait_for(hanging, timeout=30, what="the first worker to wait on the broker")
-        await asyncio.sleep(0.3)
+        await eventually(hanging, timeout=30, what="the first worker to wait on the broker")
         _kill(first)
         assert (await stored_job(context.db, job_id)).status == "running"  # leased to a dead worker
         second = _start(settings.data_dir, env, "worker", log="worker-2.log")
@@ -307,7 +306,7 @@ async def test_worker_killed_mid_job_is_replaced_after_its_lease_and_orders_once
             async def done() -> bool:
                 return (await stored_job(context.db, job_id)).status == "done"
 
-            await wait_for(done, timeout=LEASE_SECONDS + 30, what="the second worker")
+            await eventually(done, timeout=LEASE_SECONDS + 30, what="the second worker")
         finally:
             _kill(second)
     finally:

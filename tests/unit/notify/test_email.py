@@ -1,26 +1,18 @@
-"""Email: the outbox writes RFC 5322 files; SMTP delivers to a real (local) server."""
+"""Email: the outbox writes RFC 5322 files; templates render text and escaped HTML."""
 
 from __future__ import annotations
 
 import email
 import email.policy
-import socket
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
-import pytest
-from aiosmtpd.controller import Controller
-
 from pinelab.config import Settings
-from pinelab.jobs.exceptions import PermanentJobError
 from pinelab.notify.email import (
     Email,
     EmailSender,
     OutboxTransport,
-    SmtpTransport,
     render_email,
 )
 
@@ -83,82 +75,3 @@ def test_dead_letter_template_renders_text_and_escaped_html() -> None:
     assert rendered.html is not None
     assert "&lt;Momentum&gt;" in rendered.html
     assert "<Momentum>" not in rendered.html
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps what it receives and refuses one address."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address.startswith("nobody@"):
-            return "550 5.1.1 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-async def test_with_smtp_host_the_email_is_delivered_over_smtp(
-    tmp_path: Path, smtp_server: tuple[Inbox, int]
-) -> None:
-    inbox, port = smtp_server
-    settings = _settings(
-        tmp_path,
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_starttls=False,
-        smtp_from="ops@pinelab.test",
-    )
-    sender = EmailSender.from_settings(settings)
-    assert isinstance(sender.transport, SmtpTransport)
-    await sender.send(NOTICE)
-    assert len(inbox.received) == 1
-    mail_from, recipients, content = inbox.received[0]
-    assert mail_from == "ops@pinelab.test"
-    assert recipients == ["trader@example.com"]
-    delivered = email.message_from_bytes(content, policy=email.policy.default)
-    assert delivered["Subject"] == NOTICE.subject
-    assert not (tmp_path / "outbox").exists()
-
-
-async def test_smtp_refusing_the_recipient_is_a_permanent_failure(
-    smtp_server: tuple[Inbox, int],
-) -> None:
-    inbox, port = smtp_server
-    transport = SmtpTransport(host="127.0.0.1", port=port, starttls=False)
-    sender = EmailSender(transport, sender="ops@pinelab.test")
-    with pytest.raises(PermanentJobError, match="recipient refused"):
-        await sender.send(Email(to="nobody@example.com", subject="s", text="t"))
-    assert inbox.received == []
-
-
-async def test_unreachable_smtp_server_is_a_temporary_failure() -> None:
-    transport = SmtpTransport(host="127.0.0.1", port=_free_port(), starttls=False, timeout=2)
-    sender = EmailSender(transport, sender="ops@pinelab.test")
-    with pytest.raises(aiosmtplib.SMTPConnectError):
-        await sender.send(NOTICE)

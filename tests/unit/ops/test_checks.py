@@ -105,17 +105,3 @@ def test_unknown_names_in_the_env_file_are_warnings_with_a_suggestion(tmp_path: 
     assert typo.severity == "warning"
     assert "PINELAB_DATABASE_URL" in typo.fix
     assert not has_errors(problems)
-
-
-async def test_unreachable_redis_and_smtp_are_reported(tmp_path: Path) -> None:
-    from pinelab.ops.checks import connection_problems
-
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        data_dir=tmp_path,
-        redis_url="redis://127.0.0.1:1/0",
-        smtp_host="127.0.0.1",
-        smtp_port=1,
-    )
-    problems = await connection_problems(settings, within=3)
-    assert {p.variable for p in problems} == {"PINELAB_REDIS_URL", "PINELAB_SMTP_HOST"}

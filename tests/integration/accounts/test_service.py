@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from pinelab.accounts.models import AuthSession, User
 from pinelab.clock import FrozenClock
 from pinelab.db import Database
 from pinelab.errors import DuplicateResourceError, RateLimitExceeded, ValidationFailed
-from pinelab.ops import ratelimit
 from pinelab.ops.ratelimit import RateLimiter
 
 PASSWORD = "blue-harbour-lantern-42"
@@ -227,12 +225,6 @@ async def test_login_checked_before_a_password_change_opens_no_session(db: Datab
         async with db.transaction() as session:
             await service.start_session(session, login=verified, policy=POLICY)
     assert await sessions_of(db, user.id) == []
-
-
-@pytest.fixture
-def still_limiter_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stop the rate limiter's clock, so slow hashing cannot refill a bucket mid-test."""
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: 1000.0))
 
 
 async def test_eleventh_login_attempt_in_a_minute_is_rate_limited_per_email_and_address(
