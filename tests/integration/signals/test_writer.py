@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Engine, event, func, insert, select, text
 
 from pinelab.clock import now
 from pinelab.db import Database
@@ -218,25 +218,43 @@ async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
 
 
 async def test_a_key_stored_by_another_process_meanwhile_is_a_duplicate_not_an_error(
-    db: Database, monkeypatch: pytest.MonkeyPatch
+    db: Database,
 ) -> None:
     seeded = await seed_strategy(db)
-    writer = SignalWriter(db)
-    first_id, _ = await writer.write(
-        PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
-    )
-    real = writer_module._keys_by_strategy
-    misses = iter([True])  # the first look misses the stored key, as if it landed just after
+    stored_meanwhile: list[int] = []
 
-    def racing(rows: list[dict[str, Any]]) -> dict[int, list[str]]:
-        return {} if next(misses, False) else real(rows)
+    async def other_process_stores_the_key() -> None:
+        other = Database(db.url, sqlite_synchronous="NORMAL")
+        try:
+            signal_id, _ = await SignalWriter(other).write(
+                PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
+            )
+            stored_meanwhile.append(signal_id)
+        finally:
+            await other.dispose()
 
-    monkeypatch.setattr(writer_module, "_keys_by_strategy", racing)
-    signal_id, status = await writer.write(
-        PendingSignal(
-            signal_values(seeded.strategy_id, seeded.user_id, "k"), job_kind="execute_signal"
+    raced = False
+
+    def meanwhile(_c: Any, _cur: Any, statement: str, *_args: Any) -> None:
+        """Before our insert (its key lookup missed), another process commits the same key."""
+        nonlocal raced
+        if raced or not statement.startswith("INSERT INTO signal "):
+            return
+        raced = True
+        other = threading.Thread(target=asyncio.run, args=(other_process_stores_the_key(),))
+        other.start()
+        other.join(timeout=30)
+
+    event.listen(Engine, "before_cursor_execute", meanwhile)
+    try:
+        signal_id, status = await SignalWriter(db).write(
+            PendingSignal(
+                signal_values(seeded.strategy_id, seeded.user_id, "k"), job_kind="execute_signal"
+            )
         )
-    )
+    finally:
+        event.remove(Engine, "before_cursor_execute", meanwhile)
+    [first_id] = stored_meanwhile
     assert status == "duplicate"
     async with db.session() as session:
         signal = await session.get(Signal, signal_id)
