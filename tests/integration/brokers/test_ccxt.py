@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +10,7 @@ from decimal import Decimal
 
 import aiohttp
 import ccxt.async_support as ccxt_async
+import psutil
 import pytest
 
 from pinelab import clock
@@ -32,6 +32,7 @@ from pinelab.brokers.exceptions import (
 from tests.fakes.ccxt_emulator import CryptocomEmulator, running_emulator
 from tests.fakes.faults import FaultKind
 from tests.integration.brokers.contract import BrokerContract
+from tests.waiting import eventually
 
 SYMBOL = "BTC/USDT"
 INSTRUMENT = "BTC_USDT"
@@ -535,9 +536,11 @@ async def test_refused_connections_are_broker_unavailable_even_on_create(
 ) -> None:
     await broker.resolve_symbol(SYMBOL)
     emulator.faults.add("refuse")
-    # Let the client notice the closed keep-alive connection: a request written into one
-    # that the venue dropped is ambiguous, like any other connection lost after sending.
-    await asyncio.sleep(0.1)
+    # Wait until the client has closed the keep-alive connection the venue dropped: a request
+    # written into it would be ambiguous, like any other connection lost after sending.
+    await eventually(
+        lambda: not _connected_to(emulator.server.port), what="the client to drop its connection"
+    )
     try:
         with pytest.raises(BrokerUnavailable):
             await broker.submit_order(buy())
@@ -547,6 +550,14 @@ async def test_refused_connections_are_broker_unavailable_even_on_create(
         emulator.faults.clear()
 
     assert (await broker.submit_order(buy())).status is OrderStatus.FILLED
+
+
+def _connected_to(port: int) -> bool:
+    """Tell whether this process still holds a TCP connection to `port` (as the OS sees it)."""
+    return any(
+        connection.raddr and connection.raddr.port == port
+        for connection in psutil.Process().net_connections(kind="tcp")
+    )
 
 
 # --- error classification ------------------------------------------------------------------------
