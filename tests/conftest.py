@@ -51,7 +51,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-async def _pg_admin(url: str, statement: str) -> None:
+async def pg_admin(url: str, statement: str) -> None:
+    """Run one statement on a PostgreSQL server (outside any test database)."""
     parsed = make_url(url)
     connection = await asyncpg.connect(
         host=parsed.host,
@@ -70,14 +71,15 @@ async def _pg_admin(url: str, statement: str) -> None:
 def postgres_database() -> Iterator[str]:
     """Create and migrate a private PostgreSQL database for this test session."""
     name = f"pinelab_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    asyncio.run(_pg_admin(PG_URL, f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(PG_URL, f'CREATE DATABASE "{name}"'))
     url = make_url(asyncpg_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
     migrate.upgrade(url)
     yield url
-    asyncio.run(_pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _empty_tables_statement() -> str:
+def empty_tables_statement() -> str:
+    """Return the statement that empties every table, children first."""
     # DELETE is ~100x faster than TRUNCATE on the few rows a test leaves behind.
     return ";".join(
         f'DELETE FROM "{table.name}"' for table in reversed(Base.metadata.sorted_tables)
@@ -93,7 +95,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(template, target)
         return f"sqlite+aiosqlite:///{target}"
     url: str = request.getfixturevalue("postgres_database")
-    asyncio.run(_pg_admin(url, _empty_tables_statement()))
+    asyncio.run(pg_admin(url, empty_tables_statement()))
     return url
 
 

@@ -1,4 +1,4 @@
-"""HTTP fixtures: users registered and logged in through the API."""
+"""HTTP fixtures: users registered and logged in through the API, an admin among them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from fastapi import FastAPI
+
+from pinelab.accounts.models import User
+from pinelab.db import Database
+from tests.factories import Seeded, seed_strategy
 
 PASSWORD = "correct-horse-battery-staple-42"
 
@@ -36,3 +41,30 @@ def user_factory(client: httpx.AsyncClient) -> UserFactory:
 async def auth_headers(user_factory: UserFactory) -> dict[str, str]:
     """Auth headers of a freshly registered, logged-in user."""
     return await user_factory()
+
+
+@pytest.fixture
+async def admin_headers(
+    app: FastAPI, client: httpx.AsyncClient, user_factory: UserFactory
+) -> dict[str, str]:
+    """Auth headers of a freshly registered user made an admin."""
+    headers = await user_factory()
+    me = await client.get("/api/v1/auth/me", headers=headers)
+    assert me.status_code == 200, me.text
+    db: Database = app.state.db
+    async with db.transaction() as session:
+        user = await session.get(User, me.json()["id"])
+        assert user is not None
+        user.role = "admin"
+    return headers
+
+
+def error_fields(response: httpx.Response) -> set[str]:
+    """Return the fields a 422 answer names."""
+    return {detail["field"] for detail in response.json()["details"]}
+
+
+@pytest.fixture
+async def seeded(app: FastAPI) -> Seeded:
+    """A user with a paper account and a strategy bound to it, seeded in the app's database."""
+    return await seed_strategy(app.state.db)

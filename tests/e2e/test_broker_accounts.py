@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from pinelab.brokers.models import BrokerAccount, PaperAccount
 from pinelab.trading.models import Order
-from tests.e2e.conftest import UserFactory
+from tests.e2e.conftest import UserFactory, error_fields
 
 URL = "/api/v1/broker-accounts"
 
@@ -26,10 +26,6 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], **overrides
     response = await client.post(URL, json=paper(**overrides), headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def error_fields(response: httpx.Response) -> set[str]:
-    return {detail["field"] for detail in response.json()["details"]}
 
 
 async def test_create_applies_defaults_and_returns_decimals_as_strings(

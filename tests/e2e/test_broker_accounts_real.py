@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from pinelab.brokers.models import BrokerAccount
 from pinelab.config import Settings
 from pinelab.db import Database
-from tests.e2e.conftest import UserFactory
+from tests.e2e.conftest import UserFactory, error_fields
 from tests.fakes.alpaca_emulator import AlpacaEmulator
 from tests.fakes.alpaca_emulator import running_emulator as running_alpaca
 from tests.fakes.ccxt_emulator import CryptocomEmulator
@@ -76,10 +76,6 @@ async def create(client: httpx.AsyncClient, headers: dict[str, str], body: dict[
     response = await client.post(URL, json=body, headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def error_fields(response: httpx.Response) -> set[str]:
-    return {detail["field"] for detail in response.json()["details"]}
 
 
 async def test_alpaca_account_is_created_without_calling_alpaca_and_shows_only_a_hint(

@@ -6,16 +6,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
-from pinelab.accounts.models import User
 from pinelab.clock import now
 from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.notify.email import SEND_EMAIL, Email
-from tests.e2e.conftest import UserFactory
 from tests.waiting import eventually
 
 BASE = "/api/v1/admin/dead-letters"
@@ -24,20 +21,6 @@ BASE = "/api/v1/admin/dead-letters"
 def _db(app: FastAPI) -> Database:
     database: Database = app.state.db
     return database
-
-
-@pytest.fixture
-async def admin_headers(
-    app: FastAPI, client: httpx.AsyncClient, user_factory: UserFactory
-) -> dict[str, str]:
-    headers = await user_factory()
-    me = await client.get("/api/v1/auth/me", headers=headers)
-    assert me.status_code == 200, me.text
-    async with _db(app).transaction() as session:
-        user = await session.get(User, me.json()["id"])
-        assert user is not None
-        user.role = "admin"
-    return headers
 
 
 async def _dead_email(app: FastAPI, to: str) -> int:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import httpx
-import pytest
-from fastapi import FastAPI
 
-from pinelab.accounts.models import User
-from pinelab.db import Database
 from tests.e2e.conftest import UserFactory
 
 URL = "/api/v1/reconciliation-runs"
@@ -20,20 +16,6 @@ async def _paper_account(client: httpx.AsyncClient, headers: dict[str, str]) -> 
     assert created.status_code == 201, created.text
     account_id: int = created.json()["id"]
     return account_id
-
-
-@pytest.fixture
-async def admin_headers(
-    app: FastAPI, client: httpx.AsyncClient, user_factory: UserFactory
-) -> dict[str, str]:
-    headers = await user_factory()
-    me = await client.get("/api/v1/auth/me", headers=headers)
-    db: Database = app.state.db
-    async with db.transaction() as session:
-        user = await session.get(User, me.json()["id"])
-        assert user is not None
-        user.role = "admin"
-    return headers
 
 
 async def test_user_reconciles_own_accounts_and_reads_the_report(

@@ -25,7 +25,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 
 from pinelab.config import Settings
 from pinelab.main import create_app
-from tests.conftest import BACKENDS, _empty_tables_statement, _pg_admin
+from tests.conftest import BACKENDS, empty_tables_statement, pg_admin
 from tests.e2e.conftest import PASSWORD
 from tests.waiting import eventually_blocking
 
@@ -39,7 +39,7 @@ def _database_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
         shutil.copy(template, data_dir / "pinelab.db")
         return f"sqlite+aiosqlite:///{data_dir / 'pinelab.db'}"
     url: str = request.getfixturevalue("postgres_database")
-    asyncio.run(_pg_admin(url, _empty_tables_statement()))
+    asyncio.run(pg_admin(url, empty_tables_statement()))
     return url
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from pinelab.strategies.models import Strategy
 from pinelab.strategies.tokens import hash_token
-from tests.e2e.conftest import UserFactory
+from tests.e2e.conftest import UserFactory, error_fields
 
 URL = "/api/v1/strategies"
 ALERT = {"ticker": "AAPL", "action": "buy", "quantity": "1", "price": "190"}
@@ -42,10 +42,6 @@ async def create(
     response = await client.post(URL, json=strategy_body(account_ids, **overrides), headers=headers)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def error_fields(response: httpx.Response) -> set[str]:
-    return {detail["field"] for detail in response.json()["details"]}
 
 
 async def test_create_returns_token_and_webhook_url_once(

@@ -16,7 +16,7 @@ from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
 from pinelab.strategies.tokens import hash_passphrase
 from pinelab.trading.models import Order
-from tests.factories import Seeded, seed_strategy, settled_signal
+from tests.factories import Seeded, settled_signal
 
 ALERT = {
     "ticker": "AAPL",
@@ -31,11 +31,6 @@ ALERT = {
 def _db(app: FastAPI) -> Database:
     database: Database = app.state.db
     return database
-
-
-@pytest.fixture
-async def seeded(app: FastAPI) -> Seeded:
-    return await seed_strategy(_db(app))
 
 
 async def _signal(app: FastAPI, signal_id: int) -> Signal:

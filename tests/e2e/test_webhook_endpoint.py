@@ -16,14 +16,9 @@ from sqlalchemy.exc import OperationalError
 
 from pinelab.api import middleware
 from pinelab.signals.models import Signal
-from tests.factories import Seeded, seed_strategy
+from tests.factories import Seeded
 
 ALERT = {"ticker": "AAPL", "action": "buy", "quantity": "1", "price": "10", "id": "e1", "time": "t"}
-
-
-@pytest.fixture
-async def seeded(app: FastAPI) -> Seeded:
-    return await seed_strategy(app.state.db)
 
 
 async def _signals(app: FastAPI) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pinelab.db import migrate
-from tests.conftest import PG_URL, _pg_admin, asyncpg_url
+from tests.conftest import PG_URL, asyncpg_url, pg_admin
 
 
 @pytest.fixture(
@@ -29,9 +29,9 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     name = f"pinelab_migrations_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_pg_admin(PG_URL, f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(PG_URL, f'CREATE DATABASE "{name}"'))
     yield make_url(asyncpg_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(_pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_models_and_migrations_do_not_drift(empty_database: str) -> None:
