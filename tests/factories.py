@@ -1,11 +1,15 @@
-"""Seed rows directly for tests that exercise services below the HTTP layer."""
+"""Seed rows directly, ingest alerts and read rows back, for tests below the HTTP layer."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+import orjson
+from sqlalchemy import select
 
 from pinelab.accounts.models import User
 from pinelab.accounts.security import hash_password
@@ -103,6 +107,29 @@ async def settled_signal(db: Database, signal_id: int) -> Signal:
         return signal if signal is not None and signal.status != "accepted" else None
 
     return await eventually(settled, what=f"signal {signal_id} to be executed")
+
+
+_alert_ids = itertools.count(1)
+
+
+async def ingest_alert(services: Services, seeded: Seeded, **fields: Any) -> int:
+    """Ingest an alert (buy 10 AAPL at 100 unless `fields` say otherwise) as the webhook does;
+    return its signal id."""
+    alert = {"ticker": "AAPL", "action": "buy", "quantity": "10", "price": "100"} | fields
+    assert services.ingestor is not None
+    result = await services.ingestor.ingest(
+        token=seeded.token,
+        body=orjson.dumps({"id": f"alert-{next(_alert_ids)}"} | alert),
+        content_type="application/json",
+        source_ip=None,
+    )
+    return result.signal_id
+
+
+async def all_rows(db: Database, model: Any) -> list[Any]:
+    """Read every row of a model, oldest first."""
+    async with db.session() as session:
+        return list((await session.scalars(select(model).order_by(model.id))).all())
 
 
 async def execute(services: Services, signal_id: int) -> None:

@@ -11,19 +11,14 @@ from sqlalchemy import select
 from pinelab.accounts import security, service
 from pinelab.accounts.models import User
 from pinelab.db import Database
-from tests.cli_support import cli_database_url, data_dir_from, migrated_template, run_pinelab
+from tests.cli_support import cli_database_url, run_pinelab
 
 PASSWORD = "blue-harbour-lantern-42"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory.mktemp("cli-template"))
-
-
 @pytest.fixture
-def data_dir(tmp_path: Path, template: Path) -> Path:
-    return data_dir_from(template, tmp_path)
+def data_dir(cli_data_dir: Path) -> Path:
+    return cli_data_dir
 
 
 def database(data_dir: Path) -> Database:

@@ -13,20 +13,15 @@ from pinelab.brokers.models import BrokerAccount
 from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.vault import build_vault
-from tests.cli_support import cli_settings, data_dir_from, migrated_template, run_pinelab
+from tests.cli_support import cli_settings, run_pinelab
 from tests.factories import seed_strategy
 
 UNKNOWN_ID = 999_999
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory.mktemp("broker-check-template"))
-
-
 @pytest.fixture
-def settings(tmp_path: Path, template: Path) -> Settings:
-    return cli_settings(data_dir_from(template, tmp_path))
+def settings(cli_data_dir: Path) -> Settings:
+    return cli_settings(cli_data_dir)
 
 
 async def seed_paper_and_unreadable(settings: Settings) -> tuple[int, int]:

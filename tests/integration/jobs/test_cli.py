@@ -57,10 +57,8 @@ def start_worker(data_dir: Path) -> subprocess.Popen[str]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    migrated = pinelab(tmp_path, "migrate")
-    assert migrated.returncode == 0, migrated.stderr
-    return tmp_path
+def data_dir(cli_data_dir: Path) -> Path:
+    return cli_data_dir
 
 
 def _database(data_dir: Path) -> Database:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import func, select
 
@@ -28,7 +27,7 @@ from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import Seeded, enqueue_job, seed_strategy
+from tests.factories import Seeded, enqueue_job, ingest_alert, seed_strategy
 from tests.fakes.faulty_broker import FaultPlan, FaultyBroker
 from tests.integration.jobs.conftest import MakeWorker
 from tests.integration.jobs.support import Recorder, drain
@@ -257,15 +256,6 @@ async def test_replay_of_a_job_that_is_no_longer_dead_is_refused(
             )
 
 
-async def _alert(context: Services, seeded: Seeded) -> int:
-    assert context.ingestor is not None
-    body = {"ticker": "AAPL", "action": "buy", "quantity": "10", "price": "100", "id": "a1"}
-    result = await context.ingestor.ingest(
-        token=seeded.token, body=orjson.dumps(body), content_type="application/json", source_ip=None
-    )
-    return result.signal_id
-
-
 async def test_replayed_signal_executes_once_after_the_broker_recovers(
     context: Services, settings: Settings, frozen_clock: FrozenClock
 ) -> None:
@@ -279,7 +269,7 @@ async def test_replayed_signal_executes_once_after_the_broker_recovers(
     context.brokers.build = build  # type: ignore[method-assign]
     assert context.worker is not None
     worker = context.worker
-    signal_id = await _alert(context, seeded)
+    signal_id = await ingest_alert(context, seeded)
     await drain(worker, frozen_clock)
 
     [signal] = await _rows(context, Signal, Signal.id == signal_id)

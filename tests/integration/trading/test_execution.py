@@ -5,9 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide
@@ -18,13 +17,8 @@ from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy
 from pinelab.trading import orders
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
-from tests.factories import Seeded, execute, seed_strategy
+from tests.factories import Seeded, all_rows, execute, ingest_alert
 from tests.fakes.faulty_broker import FaultPlan, wrap
-
-
-@pytest.fixture
-async def seeded(context: Services) -> Seeded:
-    return await seed_strategy(context.db)
 
 
 def _with_faults(context: Services, plan: FaultPlan) -> None:
@@ -36,32 +30,8 @@ def _with_faults(context: Services, plan: FaultPlan) -> None:
     context.brokers.build = build
 
 
-_counter = 0
-
-
-async def _alert(context: Services, seeded: Seeded, **fields: Any) -> int:
-    """Ingest an alert (as the webhook does) and return its signal id."""
-    global _counter
-    _counter += 1
-    alert = {
-        "ticker": "AAPL",
-        "action": "buy",
-        "quantity": "10",
-        "price": "100",
-        "id": f"x{_counter}",
-    } | fields
-    assert context.ingestor is not None
-    result = await context.ingestor.ingest(
-        token=seeded.token,
-        body=orjson.dumps(alert),
-        content_type="application/json",
-        source_ip=None,
-    )
-    return result.signal_id
-
-
 async def _run(context: Services, seeded: Seeded, **fields: Any) -> Signal:
-    signal_id = await _alert(context, seeded, **fields)
+    signal_id = await ingest_alert(context, seeded, **fields)
     await execute(context, signal_id)
     return await _get(context, Signal, signal_id)
 
@@ -71,13 +41,8 @@ async def _get(context: Services, model: Any, row_id: int) -> Any:
         return await session.get(model, row_id)
 
 
-async def _all(context: Services, model: Any) -> list[Any]:
-    async with context.db.session() as session:
-        return list((await session.execute(select(model).order_by(model.id))).scalars())
-
-
 async def _position(context: Services) -> Position:
-    (position,) = await _all(context, Position)
+    (position,) = await all_rows(context.db, Position)
     return position
 
 
@@ -88,7 +53,7 @@ async def test_buy_then_partial_sell_books_realized_pnl(context: Services, seede
     ).status == "executed"
     position = await _position(context)
     assert (position.quantity, position.average_price, position.realized_pnl) == (6, 100, 40)
-    fills = await _all(context, Fill)
+    fills = await all_rows(context.db, Fill)
     assert [f.realized_pnl for f in fills] == [0, 40]
 
 
@@ -100,7 +65,7 @@ async def test_response_lost_after_accept_is_adopted_not_resubmitted(
     signal = await _run(context, seeded)
     assert signal.status == "executed", signal.reason
     assert plan.submits_reaching_venue == 1
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     assert order.status == "filled"
 
 
@@ -109,14 +74,14 @@ async def test_broker_down_is_retried_and_the_venue_sees_one_order(
 ) -> None:
     plan = FaultPlan(unavailable=2)
     _with_faults(context, plan)
-    signal_id = await _alert(context, seeded)
+    signal_id = await ingest_alert(context, seeded)
     for _ in range(2):
         with pytest.raises(RetryableBrokerError):
             await execute(context, signal_id)
     await execute(context, signal_id)
     assert (await _get(context, Signal, signal_id)).status == "executed"
     assert plan.submits_reaching_venue == 1
-    assert len(await _all(context, Order)) == 1
+    assert len(await all_rows(context.db, Order)) == 1
 
 
 async def test_order_sent_before_a_crash_is_found_by_client_id_on_restart(
@@ -124,10 +89,10 @@ async def test_order_sent_before_a_crash_is_found_by_client_id_on_restart(
 ) -> None:
     plan = FaultPlan(unavailable=1)
     _with_faults(context, plan)
-    signal_id = await _alert(context, seeded)
+    signal_id = await ingest_alert(context, seeded)
     with pytest.raises(RetryableBrokerError):
         await execute(context, signal_id)
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     assert order.status == "new"
     # The process "crashed" after the venue took the order but before we recorded the answer.
     async with context.db.session() as session:
@@ -152,7 +117,7 @@ async def test_limit_order_rests_until_a_later_alert_crosses_it(
     context: Services, seeded: Seeded
 ) -> None:
     await _run(context, seeded, order_type="limit", limit_price="95", price="100")
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     assert order.status == "accepted"
     await _run(context, seeded, action="buy", quantity="1", price="94")
     order = await _get(context, Order, order.id)
@@ -166,7 +131,7 @@ async def test_cancel_alert_cancels_open_orders_in_the_ticker(
     await _run(context, seeded, order_type="limit", limit_price="90")
     signal = await _run(context, seeded, action="cancel")
     assert signal.status == "executed", signal.reason
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     assert order.status == "canceled"
 
 
@@ -175,7 +140,7 @@ async def test_bracket_take_profit_fills_and_cancels_the_stop(
 ) -> None:
     signal = await _run(context, seeded, take_profit={"percent": "10"}, stop_loss={"percent": "5"})
     assert signal.status == "executed", signal.reason
-    entry, *legs = await _all(context, Order)
+    entry, *legs = await all_rows(context.db, Order)
     assert entry.status == "filled"
     assert sorted((leg.leg, leg.status) for leg in legs) == [
         ("stop_loss", "accepted"),
@@ -185,7 +150,7 @@ async def test_bracket_take_profit_fills_and_cancels_the_stop(
     await _run(
         context, seeded, action="buy", quantity="1", price="111", take_profit=None, stop_loss=None
     )
-    legs = {leg.leg: leg for leg in (await _all(context, Order))[1:3]}
+    legs = {leg.leg: leg for leg in (await all_rows(context.db, Order))[1:3]}
     assert legs["take_profit"].status == "filled"
     assert legs["stop_loss"].status == "canceled"
 
@@ -202,7 +167,7 @@ async def test_exit_when_flat_places_nothing(context: Services, seeded: Seeded) 
     signal = await _run(context, seeded, action="exit", quantity=None)
     assert signal.status == "executed"
     assert "nothing to do" in (signal.reason or "")
-    assert await _all(context, Order) == []
+    assert await all_rows(context.db, Order) == []
 
 
 async def test_sell_with_flat_sentiment_closes_and_never_opens_a_short(
@@ -226,7 +191,7 @@ async def test_unaffordable_order_is_rejected_with_the_reason(
 ) -> None:
     signal = await _run(context, seeded, quantity="5000", price="100")
     assert signal.status == "failed"
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     assert order.status == "rejected"
     assert "cash" in (order.reason or "").lower()
 
@@ -241,11 +206,11 @@ async def test_symbol_outside_allowed_list_places_nothing(
     signal = await _run(context, seeded)
     assert signal.status == "failed"
     assert "allowed symbols" in (signal.reason or "")
-    assert await _all(context, Order) == []
+    assert await all_rows(context.db, Order) == []
 
 
 async def test_executing_a_signal_twice_places_one_order(context: Services, seeded: Seeded) -> None:
-    signal_id = await _alert(context, seeded)
+    signal_id = await ingest_alert(context, seeded)
     await execute(context, signal_id)
     async with context.db.transaction() as session:
         signal = await session.get(Signal, signal_id)
@@ -253,8 +218,8 @@ async def test_executing_a_signal_twice_places_one_order(context: Services, seed
             "accepted"  # as if the job ran again after a crash before it was marked done
         )
     await execute(context, signal_id)
-    assert len(await _all(context, Order)) == 1
-    history = [e.event for e in await _all(context, OrderEvent)]
+    assert len(await all_rows(context.db, Order)) == 1
+    history = [e.event for e in await all_rows(context.db, OrderEvent)]
     assert history == ["created", "submitted", "filled"]
 
 
@@ -270,7 +235,7 @@ async def test_running_a_refused_signal_again_keeps_it_failed_and_places_nothing
     again = await _get(context, Signal, signal.id)
     assert again.status == "failed"
     assert "rejected" in (again.reason or "")
-    assert len(await _all(context, Order)) == 1
+    assert len(await all_rows(context.db, Order)) == 1
 
 
 def test_client_order_id_is_deterministic_and_venue_safe() -> None:
@@ -293,9 +258,9 @@ async def test_commission_and_slippage_reach_our_fill_and_position(
 ) -> None:
     await _set_costs(context, seeded, commission="1.5", slippage="100")  # 1 %
     assert (await _run(context, seeded, quantity="2", price="100")).status == "executed"
-    (fill,) = await _all(context, Fill)
+    (fill,) = await all_rows(context.db, Fill)
     assert (fill.price, fill.commission) == (Decimal(101), Decimal("1.5"))
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     assert order.average_fill_price == Decimal(101)
     position = await _position(context)
     assert (position.average_price, position.commissions) == (Decimal(101), Decimal("1.5"))
@@ -305,7 +270,7 @@ async def test_stop_order_rests_and_fills_when_a_later_alert_touches_it(
     context: Services, seeded: Seeded
 ) -> None:
     await _run(context, seeded, order_type="stop", stop_price="105", price="100")
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     assert order.status == "accepted"
     await _run(context, seeded, action="buy", quantity="1", price="106")
     order = await _get(context, Order, order.id)
@@ -319,7 +284,7 @@ async def test_position_reverses_through_zero_and_realizes_pnl(
     await _run(context, seeded, action="sell", quantity="5", price="12")
     position = await _position(context)
     assert (position.quantity, position.average_price, position.realized_pnl) == (-2, 12, 6)
-    assert [f.realized_pnl for f in await _all(context, Fill)] == [0, 6]
+    assert [f.realized_pnl for f in await all_rows(context.db, Fill)] == [0, 6]
 
 
 async def test_working_order_lookups_take_the_status_index_on_sqlite(

@@ -7,9 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from pinelab.brokers.base import Broker, OrderRequest, OrderSide, QuoteDriven
 from pinelab.brokers.exceptions import RetryableBrokerError
@@ -29,7 +28,7 @@ from pinelab.trading.reconciliation import (
     Reconciler,
     ReconciliationScope,
 )
-from tests.factories import Seeded, execute, seed_strategy
+from tests.factories import Seeded, all_rows, execute, ingest_alert, seed_strategy
 from tests.fakes import alpaca_emulator, ccxt_emulator
 from tests.fakes.faulty_broker import FaultPlan, wrap
 from tests.integration.brokers.test_alpaca import make_broker as make_alpaca
@@ -43,35 +42,8 @@ async def context(settings: Settings, frozen_clock: FrozenClock) -> AsyncIterato
     await built.close()
 
 
-@pytest.fixture
-async def seeded(context: Services) -> Seeded:
-    return await seed_strategy(context.db)
-
-
-_alerts = 0
-
-
-async def _alert(context: Services, seeded: Seeded, **fields: Any) -> int:
-    global _alerts
-    _alerts += 1
-    alert = {"ticker": "AAPL", "action": "buy", "quantity": "10", "price": "100"} | fields
-    assert context.ingestor is not None
-    result = await context.ingestor.ingest(
-        token=seeded.token,
-        body=orjson.dumps(alert | {"id": f"r{_alerts}"}),
-        content_type="application/json",
-        source_ip=None,
-    )
-    return result.signal_id
-
-
-async def _all(context: Services, model: Any) -> list[Any]:
-    async with context.db.session() as session:
-        return list((await session.scalars(select(model).order_by(model.id))).all())
-
-
 async def _order(context: Services) -> Order:
-    (order,) = await _all(context, Order)
+    (order,) = await all_rows(context.db, Order)
     return order
 
 
@@ -111,7 +83,7 @@ async def _unsent_order(context: Services, seeded: Seeded) -> Order:
     """Leave an order `new` in our books: the broker was down when it was sent."""
     default = context.brokers.build_default
     context.brokers.build = lambda account: wrap(default(account), FaultPlan(unavailable=1))
-    signal_id = await _alert(context, seeded)
+    signal_id = await ingest_alert(context, seeded)
     with pytest.raises(RetryableBrokerError):
         await execute(context, signal_id)
     context.brokers.build = default
@@ -124,7 +96,9 @@ async def _unsent_order(context: Services, seeded: Seeded) -> Order:
 async def test_fill_made_while_we_were_not_looking_is_recorded_once(
     context: Services, seeded: Seeded
 ) -> None:
-    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
+    await execute(
+        context, await ingest_alert(context, seeded, order_type="limit", limit_price="95")
+    )
     assert (await _order(context)).status == "accepted"
     venue = await _venue(context, seeded)
     assert isinstance(venue, QuoteDriven)
@@ -136,13 +110,13 @@ async def test_fill_made_while_we_were_not_looking_is_recorded_once(
     assert (run.drift, run.errors) == (0, 0)
     order = await _order(context)
     assert (order.status, order.filled_quantity) == ("filled", 10)
-    (position,) = await _all(context, Position)
+    (position,) = await all_rows(context.db, Position)
     assert position.quantity == 10
     [change] = run.details["accounts"][0]["changes"]
     assert (change["from"], change["to"], change["fills"]) == ("accepted", "filled", 1)
     again = await _run(context, seeded)
     assert (again.checked, again.updated, again.fills_recorded) == (0, 0, 0)
-    assert len(await _all(context, Fill)) == 1
+    assert len(await all_rows(context.db, Fill)) == 1
     fixes = context.metrics.registry.get_sample_value("pinelab_reconciliation_fixes_total")
     assert fixes == 1
 
@@ -193,14 +167,16 @@ async def test_order_that_never_reached_the_broker_waits_for_its_job_then_fails(
     assert (run.checked, run.updated) == (1, 1)
     order = await _order(context)
     assert (order.status, order.reason) == ("failed", NEVER_REACHED)
-    events = [event.event for event in await _all(context, OrderEvent)]
+    events = [event.event for event in await all_rows(context.db, OrderEvent)]
     assert events == ["created", "failed"]
 
 
 async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
     context: Services, seeded: Seeded, frozen_clock: FrozenClock
 ) -> None:
-    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="90"))
+    await execute(
+        context, await ingest_alert(context, seeded, order_type="limit", limit_price="90")
+    )
     assert (await _run(context, seeded)).flagged == 0
     frozen_clock.advance(3601)
 
@@ -211,7 +187,7 @@ async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
     [flag] = first.details["accounts"][0]["flagged"]
     assert (flag["status"], flag["ticker"]) == ("accepted", "AAPL")
     assert flag["alerted_at"] is not None
-    emails = [job for job in await _all(context, Job) if job.kind == SEND_EMAIL]
+    emails = [job for job in await all_rows(context.db, Job) if job.kind == SEND_EMAIL]
     assert len(emails) == 1
     assert emails[0].payload["to"] == "trader@example.com"
     client_order_id = (await _order(context)).client_order_id
@@ -220,7 +196,7 @@ async def test_order_open_over_an_hour_is_flagged_and_its_owner_emailed_once(
 
 
 async def test_position_drift_is_reported_and_not_fixed(context: Services, seeded: Seeded) -> None:
-    await execute(context, await _alert(context, seeded))
+    await execute(context, await ingest_alert(context, seeded))
     async with context.db.transaction() as session:
         await session.execute(update(Position).values(quantity=Decimal(7)))
 
@@ -229,7 +205,7 @@ async def test_position_drift_is_reported_and_not_fixed(context: Services, seede
     assert run.drift == 1
     drift = run.details["accounts"][0]["drift"]
     assert drift == [{"symbol": "AAPL", "ours": "7", "broker": "10", "difference": "3"}]
-    (position,) = await _all(context, Position)
+    (position,) = await all_rows(context.db, Position)
     assert position.quantity == 7
 
 
@@ -239,7 +215,9 @@ async def test_an_account_that_cannot_be_reached_is_an_error_and_the_run_goes_on
     async with context.db.transaction() as session:
         broken = BrokerAccount(user_id=seeded.user_id, kind="alpaca", label="no keys", paper=True)
         session.add(broken)
-    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
+    await execute(
+        context, await ingest_alert(context, seeded, order_type="limit", limit_price="95")
+    )
     venue = await _venue(context, seeded)
     assert isinstance(venue, QuoteDriven)
     await venue.update_price("AAPL", Decimal(94))
@@ -281,7 +259,7 @@ async def test_periodic_job_is_registered_at_the_configured_interval_and_runs_a_
     finally:
         await built.close()
 
-    (run,) = await _all(context, ReconciliationRun)
+    (run,) = await all_rows(context.db, ReconciliationRun)
     assert (run.trigger, run.scope, run.status, run.user_id) == (
         "periodic",
         "all",
@@ -332,7 +310,9 @@ async def test_alpaca_partial_then_full_fill_is_synced_with_its_fills(
     context: Services, seeded: Seeded, alpaca: alpaca_emulator.AlpacaEmulator
 ) -> None:
     await _bind(context, seeded, "alpaca", lambda: make_alpaca(alpaca))
-    await execute(context, await _alert(context, seeded, order_type="limit", limit_price="95"))
+    await execute(
+        context, await ingest_alert(context, seeded, order_type="limit", limit_price="95")
+    )
     order = await _order(context)
     assert order.status == "accepted"
     assert order.broker_order_id is not None
@@ -347,7 +327,7 @@ async def test_alpaca_partial_then_full_fill_is_synced_with_its_fills(
     assert (full.updated, full.fills_recorded, full.drift, full.errors) == (1, 1, 0, 0)
     synced = await _order(context)
     assert (synced.status, synced.filled_quantity) == ("filled", 10)
-    assert [fill.quantity for fill in await _all(context, Fill)] == [4, 6]
+    assert [fill.quantity for fill in await all_rows(context.db, Fill)] == [4, 6]
 
 
 async def test_ccxt_fill_is_synced_and_positions_agree(
@@ -356,7 +336,8 @@ async def test_ccxt_fill_is_synced_and_positions_agree(
     await _bind(context, seeded, "ccxt:cryptocom", lambda: make_ccxt(cryptocom))
     alert = {"ticker": "CRYPTOCOM:BTCUSDT", "quantity": "0.5", "price": "40000"}
     await execute(
-        context, await _alert(context, seeded, order_type="limit", limit_price="39000", **alert)
+        context,
+        await ingest_alert(context, seeded, order_type="limit", limit_price="39000", **alert),
     )
     order = await _order(context)
     assert order.status == "accepted"

@@ -20,19 +20,14 @@ from pinelab.config import Settings
 from pinelab.db import Database
 from pinelab.vault import build_vault
 from pinelab.vault.rotation import count_by_key
-from tests.cli_support import cli_settings, data_dir_from, migrated_template, run_pinelab
+from tests.cli_support import cli_settings, run_pinelab
 from tests.factories import seed_strategy
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_template(tmp_path_factory.mktemp("vault-cli-template"))
-
-
 @pytest.fixture
-def settings(tmp_path: Path, template: Path) -> Settings:
-    return cli_settings(data_dir_from(template, tmp_path))
+def settings(cli_data_dir: Path) -> Settings:
+    return cli_settings(cli_data_dir)
 
 
 @pytest.fixture
