@@ -41,19 +41,23 @@ def cli_settings(data_dir: Path) -> Settings:
     )
 
 
-def run_pinelab(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `python -m pinelab ARGS` with its data dir and SQLite database in `data_dir`."""
-    variables = {
+def cli_environment(data_dir: Path, **env: str) -> dict[str, str]:
+    """Return the environment of a command with its data dir and SQLite database in `data_dir`."""
+    return {
         **os.environ,
         "PINELAB_DATA_DIR": str(data_dir),
         "PINELAB_DATABASE_URL": cli_database_url(data_dir),
         "PINELAB_ENV": "test",
         **env,
     }
+
+
+def run_pinelab(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m pinelab ARGS` with its data dir and SQLite database in `data_dir`."""
     return subprocess.run(
         [sys.executable, "-m", "pinelab", *args],
         cwd=data_dir,
-        env=variables,
+        env=cli_environment(data_dir, **env),
         capture_output=True,
         text=True,
         timeout=60,

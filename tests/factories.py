@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pinelab.accounts.models import User
 from pinelab.accounts.security import hash_password
+from pinelab.brokers.base import Broker
+from pinelab.brokers.credentials import BrokerCredentials, seal_credentials
 from pinelab.brokers.models import BrokerAccount
 from pinelab.clock import now
 from pinelab.db import Database
@@ -81,6 +84,43 @@ async def seed_strategy(
         await session.flush()
         session.add(StrategyBrokerAccount(strategy_id=strategy.id, broker_account_id=account.id))
     return Seeded(user.id, account.id, strategy.id, token)
+
+
+async def bind_account(
+    context: Services,
+    seeded: Seeded,
+    kind: str,
+    *,
+    build: Callable[[BrokerAccount], Broker] | None = None,
+    credentials: BrokerCredentials | None = None,
+    starting_cash: Decimal = Decimal(0),
+) -> int:
+    """Move the seeded strategy onto a new account of `kind`: its adapter is what `build` makes
+    of the account, or (with `credentials`, sealed in the vault) what the registry builds for
+    any process."""
+    async with context.db.transaction() as session:
+        account = BrokerAccount(
+            user_id=seeded.user_id, kind=kind, label=kind, paper=True, starting_cash=starting_cash
+        )
+        session.add(account)
+        await session.flush()
+        if credentials is not None:
+            account.credentials_encrypted = seal_credentials(
+                context.brokers.vault, account_id=account.id, credentials=credentials
+            )
+        await session.execute(
+            update(StrategyBrokerAccount)
+            .where(StrategyBrokerAccount.strategy_id == seeded.strategy_id)
+            .values(broker_account_id=account.id)
+        )
+        paper = await session.get(BrokerAccount, seeded.account_id)
+        assert paper is not None
+        paper.archived_at = paper.created_at
+    if build is not None:
+        default = context.brokers.build_default
+        context.brokers.build = lambda row: build(row) if row.id == account.id else default(row)
+    context.tokens.invalidate()
+    return account.id
 
 
 async def enqueue_job(db: Database, kind: str, payload: dict[str, Any] | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,38 +17,24 @@ from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import DeadLetter, Job
 from pinelab.notify.email import SEND_EMAIL, Email
-from tests.cli_support import cli_database_url
+from tests.cli_support import cli_database_url, cli_environment, run_pinelab
 from tests.waiting import eventually_blocking
 
-
-def _env(data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PINELAB_DATA_DIR": str(data_dir),
-        "PINELAB_DATABASE_URL": cli_database_url(data_dir),
-        "PINELAB_ENV": "test",
-        "PINELAB_LOG_FORMAT": "json",
-        "PINELAB_SECRET_KEY": "cli-test-secret-key-that-is-long-enough-0123456789abcdef",
-    }
+LOGGED = {
+    "PINELAB_LOG_FORMAT": "json",
+    "PINELAB_SECRET_KEY": "cli-test-secret-key-that-is-long-enough-0123456789abcdef",
+}
 
 
 def pinelab(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pinelab", *args],
-        cwd=data_dir,
-        env=_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_pinelab(data_dir, *args, **LOGGED)
 
 
 def start_worker(data_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pinelab", "worker"],
         cwd=data_dir,
-        env=_env(data_dir),
+        env=cli_environment(data_dir, **LOGGED),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,25 +1,17 @@
-"""Shared pieces of the reliability proofs: binding a strategy to an emulated broker, counting
-the unfinished jobs, and the counts each proof reports."""
+"""Shared pieces of the reliability proofs: counting the unfinished jobs and the orders per signal,
+and the counts each proof reports."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from pinelab.brokers.base import Broker
-from pinelab.brokers.credentials import BrokerCredentials, seal_credentials
-from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
 from pinelab.jobs import queue
 from pinelab.jobs.models import Job
-from pinelab.main import Services
-from pinelab.strategies.models import StrategyBrokerAccount
 from pinelab.trading.models import Order
-from tests.factories import Seeded
 
 
 @dataclass(frozen=True)
@@ -41,43 +33,6 @@ class Counts:
             f" stored={self.stored} orders_at_broker={self.orders_at_broker}"
             f" duplicates={self.duplicates}"
         )
-
-
-async def bind_account(
-    context: Services,
-    seeded: Seeded,
-    kind: str,
-    *,
-    build: Callable[[BrokerAccount], Broker] | None = None,
-    credentials: BrokerCredentials | None = None,
-    starting_cash: Decimal = Decimal(0),
-) -> int:
-    """Move the seeded strategy onto a new account of `kind`: its adapter is what `build` makes
-    of the account, or (with `credentials`, sealed in the vault) what the registry builds for
-    any process."""
-    async with context.db.transaction() as session:
-        account = BrokerAccount(
-            user_id=seeded.user_id, kind=kind, label=kind, paper=True, starting_cash=starting_cash
-        )
-        session.add(account)
-        await session.flush()
-        if credentials is not None:
-            account.credentials_encrypted = seal_credentials(
-                context.brokers.vault, account_id=account.id, credentials=credentials
-            )
-        await session.execute(
-            update(StrategyBrokerAccount)
-            .where(StrategyBrokerAccount.strategy_id == seeded.strategy_id)
-            .values(broker_account_id=account.id)
-        )
-        paper = await session.get(BrokerAccount, seeded.account_id)
-        assert paper is not None
-        paper.archived_at = paper.created_at
-    if build is not None:
-        default = context.brokers.build_default
-        context.brokers.build = lambda row: build(row) if row.id == account.id else default(row)
-    context.tokens.invalidate()
-    return account.id
 
 
 async def unfinished_jobs(db: Database, kind: str | None = None) -> int:

@@ -24,14 +24,13 @@ from pinelab.main import Services
 from pinelab.signals.models import Signal
 from pinelab.trading.execution import EXECUTE_SIGNAL
 from pinelab.trading.models import Order
-from tests.factories import Seeded, seed_strategy
+from tests.factories import Seeded, bind_account, seed_strategy
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
 from tests.fakes.faults import Fault
 from tests.fakes.faulty_broker import FaultPlan, Outage, wrap
 from tests.integration.brokers.test_alpaca import make_broker
 from tests.integration.reliability.support import (
     Counts,
-    bind_account,
     orders_per_signal,
     unfinished_jobs,
 )

@@ -36,13 +36,12 @@ from pinelab.jobs.models import Job
 from pinelab.main import Services, build_services
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import execute, seed_strategy, stored_job
+from tests.factories import bind_account, execute, seed_strategy, stored_job
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
 from tests.fakes.faults import free_port
 from tests.fakes.faulty_broker import FaultPlan, FaultyQuoteDrivenBroker
 from tests.integration.reliability.support import (
     Counts,
-    bind_account,
     orders_per_signal,
     unfinished_jobs,
 )

@@ -19,7 +19,6 @@ from pinelab.jobs import queue
 from pinelab.jobs.models import Job
 from pinelab.main import Services, build_services
 from pinelab.notify.email import SEND_EMAIL
-from pinelab.strategies.models import StrategyBrokerAccount
 from pinelab.trading.models import Fill, Order, OrderEvent, Position, ReconciliationRun
 from pinelab.trading.reconciliation import (
     MANUAL,
@@ -28,7 +27,7 @@ from pinelab.trading.reconciliation import (
     Reconciler,
     ReconciliationScope,
 )
-from tests.factories import Seeded, all_rows, execute, ingest_alert, seed_strategy
+from tests.factories import Seeded, all_rows, bind_account, execute, ingest_alert, seed_strategy
 from tests.fakes import alpaca_emulator, ccxt_emulator
 from tests.fakes.faulty_broker import FaultPlan, wrap
 from tests.integration.brokers.test_alpaca import make_broker as make_alpaca
@@ -286,30 +285,10 @@ def cryptocom() -> Iterator[ccxt_emulator.CryptocomEmulator]:
         yield running
 
 
-async def _bind(context: Services, seeded: Seeded, kind: str, build: Callable[[], Broker]) -> int:
-    """Move the strategy onto a new account of `kind` whose adapter `build` makes."""
-    async with context.db.transaction() as session:
-        account = BrokerAccount(user_id=seeded.user_id, kind=kind, label=kind, paper=True)
-        session.add(account)
-        await session.flush()
-        await session.execute(
-            update(StrategyBrokerAccount)
-            .where(StrategyBrokerAccount.strategy_id == seeded.strategy_id)
-            .values(broker_account_id=account.id)
-        )
-        paper = await session.get(BrokerAccount, seeded.account_id)
-        assert paper is not None
-        paper.archived_at = paper.created_at
-    default = context.brokers.build_default
-    context.brokers.build = lambda row: build() if row.kind == kind else default(row)
-    context.tokens.invalidate()
-    return account.id
-
-
 async def test_alpaca_partial_then_full_fill_is_synced_with_its_fills(
     context: Services, seeded: Seeded, alpaca: alpaca_emulator.AlpacaEmulator
 ) -> None:
-    await _bind(context, seeded, "alpaca", lambda: make_alpaca(alpaca))
+    await bind_account(context, seeded, "alpaca", build=lambda _: make_alpaca(alpaca))
     await execute(
         context, await ingest_alert(context, seeded, order_type="limit", limit_price="95")
     )
@@ -333,7 +312,7 @@ async def test_alpaca_partial_then_full_fill_is_synced_with_its_fills(
 async def test_ccxt_fill_is_synced_and_positions_agree(
     context: Services, seeded: Seeded, cryptocom: ccxt_emulator.CryptocomEmulator
 ) -> None:
-    await _bind(context, seeded, "ccxt:cryptocom", lambda: make_ccxt(cryptocom))
+    await bind_account(context, seeded, "ccxt:cryptocom", build=lambda _: make_ccxt(cryptocom))
     alert = {"ticker": "CRYPTOCOM:BTCUSDT", "quantity": "0.5", "price": "40000"}
     await execute(
         context,
