@@ -1,4 +1,5 @@
-"""The `pinelab` command: serve, worker, check-config, migrate, revision, create-user."""
+"""The `pinelab` command: serve, worker, migrate, revision, check-config, create-user, rotate-key,
+broker check, dead-letters."""
 
 from __future__ import annotations
 
