@@ -1,4 +1,5 @@
-"""The `pinelab` command: serve, worker, check-config, migrate, revision, create-user."""
+"""The `pinelab` command: serve, worker, migrate, revision, check-config, create-user, rotate-key,
+broker check, dead-letters."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pinelab.config import Settings
 from pinelab.db import migrate as migrations
 from pinelab.jobs.cli import DeadLetterSetup, dead_letters_app
 from pinelab.logging import configure_logging
+from pinelab.vault import build_vault
 
 app = typer.Typer(
     help="PineLab: TradingView alerts to broker orders.",
@@ -39,6 +41,10 @@ def serve(
     """Serve the API, the dashboard and (unless disabled) the in-process worker."""
     _refuse_broken_config()
     settings = _settings()
+    # A fresh data dir gets its generated keys here, once, before the API processes start:
+    # processes started together would each generate their own.
+    settings.resolved_secret_key()
+    build_vault(settings)
     uvicorn.run(
         "pinelab.main:create_app",
         factory=True,

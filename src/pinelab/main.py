@@ -141,6 +141,7 @@ def build_services(settings: Settings) -> Services:
         secret_key=secret_key,
         strategy_limiter=RateLimiter(settings.webhook_rate_per_minute),
         bad_token_limiter=RateLimiter(settings.webhook_bad_token_rate_per_minute),
+        job_kind=EXECUTE_SIGNAL,
         max_attempts=settings.max_retry_attempts,
         metrics=metrics,
     )

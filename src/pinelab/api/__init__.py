@@ -1,1 +1,1 @@
-"""API: the app factory, error handling, middleware and router assembly."""
+"""HTTP plumbing shared by every router: error answers, middleware, pagination, OpenAPI."""

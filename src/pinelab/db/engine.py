@@ -65,18 +65,22 @@ class Database:
         if not self.is_sqlite:
             kwargs = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, **JSON_CODEC, **kwargs)
-        if self.is_sqlite:
-            _configure_sqlite(self.engine, synchronous=sqlite_synchronous)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # SQLite: a durable unit (one that acknowledges something to a client: the alerts'
+        # group commit) commits at `sqlite_synchronous`; every other commit at NORMAL, which in
+        # WAL mode survives a crash of the process, and what a power cut could take back is
+        # redone by the worker (its job is still queued) or was never acknowledged.
+        self.durable_synchronous = sqlite_synchronous
         # SQLite's synchronous units of work: one stdlib connection on one thread.
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         if self.is_sqlite:
+            _configure_sqlite(self.engine)
             self._sync_engine = create_engine(
                 make_url(url).set(drivername="sqlite"), pool_size=1, max_overflow=0, **JSON_CODEC
             )
-            _configure_sqlite(self._sync_engine, synchronous=sqlite_synchronous)
+            _configure_sqlite(self._sync_engine)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -94,8 +98,14 @@ class Database:
         async with self._write_lock, self.sessionmaker() as session, session.begin():
             yield session
 
-    async def run(self, work: Callable[[Session], T], *, write: bool = True) -> T:
-        """Run a synchronous unit of work in one transaction, committed when `write`."""
+    async def run(
+        self, work: Callable[[Session], T], *, write: bool = True, durable: bool = False
+    ) -> T:
+        """Run a synchronous unit of work in one transaction, committed when `write`.
+
+        A `durable` unit's commit is made as durable as `PINELAB_SQLITE_SYNCHRONOUS` says
+        (PostgreSQL's commits always are).
+        """
         if self._sync_engine is None or self._write_lock is None:
             async with self.transaction() if write else self.session() as session:
                 return await session.run_sync(work)
@@ -103,9 +113,10 @@ class Database:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="pinelab-sqlite")
         loop = asyncio.get_running_loop()
         if not write:
-            return await loop.run_in_executor(self._thread, _unit, self._sync_engine, work, False)
+            return await loop.run_in_executor(self._thread, _unit, self._sync_engine, work, None)
+        level = self.durable_synchronous if durable else "NORMAL"
         async with self._write_lock:
-            done = loop.run_in_executor(self._thread, _unit, self._sync_engine, work, True)
+            done = loop.run_in_executor(self._thread, _unit, self._sync_engine, work, level)
             try:
                 return await asyncio.shield(done)
             except asyncio.CancelledError:
@@ -121,15 +132,19 @@ class Database:
             thread.shutdown()
 
 
-def _unit(engine: Engine, work: Callable[[Session], T], commit: bool) -> T:
+def _unit(engine: Engine, work: Callable[[Session], T], synchronous: str | None) -> T:
+    """Run `work` in a session; commit it at the `synchronous` level, or roll back when None."""
     with Session(engine, expire_on_commit=False) as session:
-        if not commit:
+        if synchronous is None:
             return work(session)
-        with session.begin():
-            return work(session)
+        # Before SQLite's transaction begins (the driver begins it at the first write).
+        session.connection().exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+        result = work(session)
+        session.commit()
+        return result
 
 
-def _configure_sqlite(engine: AsyncEngine | Engine, *, synchronous: str) -> None:
+def _configure_sqlite(engine: AsyncEngine | Engine, *, synchronous: str = "NORMAL") -> None:
     target = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
     @event.listens_for(target, "connect")

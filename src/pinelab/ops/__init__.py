@@ -1,1 +1,1 @@
-"""Operations: health, metrics, backups and shutdown."""
+"""Operations: health checks, metrics, configuration checks and graceful shutdown."""

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Final
 
 # Allocations between young collections, then young collections per older one (defaults 700,
-# 10, 10). Measured at c=64 (docs/architecture.md): with the defaults, ~125 young collections a
+# 10, 10). Measured at c=64 (bench/README.md): with the defaults, ~125 young collections a
 # second took ~3 % of the event loop's time by their own clock; at 20,000 the ratio to the
 # baseline went up by 0.02-0.05 in each of three alternating runs, with the same p99.
 SERVING_THRESHOLDS: Final = (20_000, 20, 10)

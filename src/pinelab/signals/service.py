@@ -22,7 +22,6 @@ from pinelab.signals.intent import AlertIntent
 from pinelab.signals.parser import parse_alert
 from pinelab.signals.writer import ACCEPTED, REJECTED, PendingSignal, SignalWriter
 from pinelab.strategies.tokens import StrategySnapshot, TokenDirectory, passphrase_matches
-from pinelab.trading.execution import EXECUTE_SIGNAL
 
 _JSON_PASSPHRASE = re.compile(r'("passphrase"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)', re.IGNORECASE)
 _TEXT_PASSPHRASE = re.compile(r"(passphrase\s*=\s*)[^\s,]+", re.IGNORECASE)
@@ -70,6 +69,7 @@ class Ingestor:
     secret_key: str
     strategy_limiter: RateLimiter
     bad_token_limiter: RateLimiter
+    job_kind: str  # the job an accepted alert is stored with (the root's execute_signal)
     max_attempts: int = 5
     metrics: Metrics = field(default_factory=Metrics)
 
@@ -113,7 +113,7 @@ class Ingestor:
         )
         pending = PendingSignal(
             values,
-            job_kind=EXECUTE_SIGNAL,
+            job_kind=self.job_kind,
             job_max_attempts=self.max_attempts,
             duplicate_window_seconds=strategy.duplicate_window_seconds,
         )

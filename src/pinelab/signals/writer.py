@@ -136,7 +136,7 @@ class SignalWriter:
 
     async def _commit(self, batch: list[PendingSignal]) -> list[PendingSignal]:
         """Store the batch in one transaction; answer each alert once it committed."""
-        rows = await self._db.run(lambda sync: store_batch(sync.connection(), batch))
+        rows = await self._db.run(lambda sync: store_batch(sync.connection(), batch), durable=True)
         for item, (signal_id, values) in zip(batch, rows, strict=True):
             item.values = values
             if not item.future.done():  # else its caller went away (a closed connection)

@@ -3,7 +3,7 @@
 Every change to a stored order goes through `move` (one typed event through
 `order_state.apply`, recorded in the order's history) or `apply_report` (a venue report turned
 into events by `reconcile.sync_order`; each fill also books the position and a `Fill` row).
-The functions take a synchronous `Session`: callers run them with `AsyncSession.run_sync`.
+The functions take a synchronous `Session`: callers run them as units of work (`Database.run`).
 """
 
 from __future__ import annotations

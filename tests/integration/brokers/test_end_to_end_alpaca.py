@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from pinelab.brokers.credentials import BrokerCredentials, seal_credentials
 from pinelab.brokers.models import BrokerAccount
 from pinelab.config import Settings
-from pinelab.main import Services
 from pinelab.trading.execution import sync_open_orders
 from pinelab.vault import EncryptionKey, KeyRing, Vault
 from tests.fakes.alpaca_emulator import AlpacaEmulator, running_emulator
@@ -95,7 +94,7 @@ async def test_bracket_alert_places_the_legs_and_a_take_profit_fill_closes_the_p
     assert {leg.id for leg in venue_entry.legs} == {leg["broker_order_id"] for leg in legs}
 
     emulator.set_price("AAPL", Decimal(121))  # crosses the take-profit: it fills at 121
-    context: Services = app.state
+    context = app.state
     async with context.db.session() as session:
         account = await session.get_one(BrokerAccount, trader.account_id)
     await sync_open_orders(
@@ -119,7 +118,7 @@ async def test_bracket_alert_places_the_legs_and_a_take_profit_fill_closes_the_p
 async def test_alert_for_an_account_whose_credentials_cannot_be_decrypted_fails_with_the_reason(
     trader: Trader, emulator: AlpacaEmulator, app: FastAPI
 ) -> None:
-    context: Services = app.state
+    context = app.state
     foreign = Vault(KeyRing(EncryptionKey.generate()))  # a key this deployment does not have
     sealed = seal_credentials(
         foreign,

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 
 from pinelab.brokers.models import BrokerAccount
 from pinelab.config import Settings
-from pinelab.main import Services
 from pinelab.trading.execution import sync_open_orders
 from tests.fakes.ccxt_emulator import CryptocomEmulator, running_emulator
 from tests.integration.brokers.end_to_end import Trader, trader_with
@@ -81,7 +80,7 @@ async def test_resting_limit_order_fill_is_learnt_from_the_exchange(
     )  # fmt: skip
     [resting] = await trader.orders()
     emulator.set_price(INSTRUMENT, Decimal(28900))
-    context: Services = app.state
+    context = app.state
     async with context.db.session() as session:
         account = await session.get_one(BrokerAccount, trader.account_id)
     changed = await sync_open_orders(

@@ -169,7 +169,7 @@ class Sender:
 
 
 async def _setup(app: FastAPI, client: httpx.AsyncClient, venue: Venue) -> Sender:
-    context: Services = app.state
+    context = app.state
     seeded: Seeded = await seed_strategy(context.db)
     await venue.bind(context, seeded)
     return Sender(client, seeded.token)
@@ -228,7 +228,7 @@ async def _outage(venue: Venue, sender: Sender, per_phase: int) -> dict[str, int
 async def test_broker_down_for_a_stretch_while_alerts_arrive_places_each_order_once(
     app: FastAPI, client: httpx.AsyncClient, venue: Venue
 ) -> None:
-    context: Services = app.state
+    context = app.state
     sender = await _setup(app, client, venue)
 
     await sender.send(2)  # healthy first: the adapter knows AAPL, so timeouts hit orders
@@ -246,7 +246,7 @@ async def test_broker_down_for_a_stretch_while_alerts_arrive_places_each_order_o
 async def test_response_lost_after_the_broker_took_the_order_places_no_duplicate(
     app: FastAPI, client: httpx.AsyncClient, venue: Venue
 ) -> None:
-    context: Services = app.state
+    context = app.state
     sender = await _setup(app, client, venue)
     venue.lose_answers()
 

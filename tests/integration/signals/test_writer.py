@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, func, insert, select, text
+from sqlalchemy.orm import Session
 
 from pinelab.clock import now
 from pinelab.db import Database
@@ -89,8 +90,6 @@ async def test_sqlite_commits_at_the_configured_level_and_survive_a_reopen(
         PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "k"))
     )
     assert status == "accepted"
-    async with durable_db.transaction() as session:
-        assert await session.scalar(text("PRAGMA synchronous")) == 2  # FULL
     await durable_db.dispose()
     reopened = Database(f"sqlite+aiosqlite:///{durable_path}")
     try:
@@ -365,3 +364,29 @@ async def test_a_write_lock_held_by_another_process_is_waited_for_off_the_event_
             assert (await session.get(Signal, signal_id)) is not None
     finally:
         other.close()
+
+
+async def test_only_durable_units_commit_at_the_configured_level(durable_db: Database) -> None:
+    def level(session: Session) -> int:
+        return int(session.execute(text("PRAGMA synchronous")).scalar_one())
+
+    assert await durable_db.run(level, durable=True) == 2  # FULL, as configured
+    assert await durable_db.run(level) == 1  # NORMAL: crash-safe in WAL mode, redone if lost
+
+
+async def test_the_alerts_group_commit_is_durable(durable_db: Database) -> None:
+    seeded = await seed_strategy(durable_db)
+    levels: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("PRAGMA synchronous="):
+            levels.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    try:
+        await SignalWriter(durable_db).write(
+            PendingSignal(signal_values(seeded.strategy_id, seeded.user_id, "durable"))
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+    assert levels == ["PRAGMA synchronous=FULL"]
