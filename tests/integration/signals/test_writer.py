@@ -293,7 +293,7 @@ async def test_the_wal_stays_bounded_under_a_steady_stream_of_alerts(
         while reading:
             async with durable_db.session() as session:
                 await session.scalar(select(func.count()).select_from(Job))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a turn for the others, not a wait
 
     readers = [asyncio.ensure_future(reader()) for _ in range(2)]
     largest = 0
