@@ -178,7 +178,7 @@ def job_types(
         EXECUTE_SIGNAL: JobType(
             run=partial(_execute_signal, db=db, brokers=brokers, metrics=metrics),
             on_dead=partial(_signal_given_up, db=db),
-            on_replay=_signal_replayed,
+            on_replay=replay_hooks()[EXECUTE_SIGNAL],
         ),
         SEND_EMAIL: JobType(run=partial(_send_email, settings=settings)),
         RECONCILE: JobType(run=partial(_reconcile, reconcile=reconcile)),
@@ -194,7 +194,7 @@ def job_types(
 
 
 def replay_hooks() -> dict[str, Callable[[AsyncSession, Job], Awaitable[None]]]:
-    """Return each job kind's hook for replaying its dead letters (for the CLI's replay)."""
+    """Return each job kind's hook for replaying its dead letters (the worker's and the CLI's)."""
     return {EXECUTE_SIGNAL: _signal_replayed}
 
 

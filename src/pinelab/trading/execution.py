@@ -17,6 +17,7 @@ are then synced.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -252,10 +253,20 @@ async def sync_open_orders(
     working = await db.run(
         lambda s: orders.open_orders(s, broker_account_id=account_id, symbol=symbol), write=False
     )
+    return await _record_each(db, metrics, working, broker.fetch_order)
+
+
+async def _record_each(
+    db: Database,
+    metrics: Metrics,
+    working: list[Order],
+    ask: Callable[[str], Awaitable[OrderStatusReport]],
+) -> int:
+    """Ask the venue about each order it knows (or act on it) and record its answer."""
     changed = 0
     for order in working:
         if order.broker_order_id is not None:
-            report = await broker.fetch_order(order.broker_order_id)
+            report = await ask(order.broker_order_id)
             changed += await record_report(db, metrics, order.client_order_id, report)
     return changed
 
@@ -306,10 +317,7 @@ async def _cancel_open(run: _Execution, step: _Step) -> Outcome:
         ),
         write=False,
     )
-    for order in working:
-        if order.broker_order_id is not None:
-            report = await step.broker.cancel_order(order.broker_order_id)
-            await record_report(run.db, run.metrics, order.client_order_id, report)
+    await _record_each(run.db, run.metrics, working, step.broker.cancel_order)
     return Outcome(step.account.id, True, f"canceled {len(working)} open order(s) in {step.symbol}")
 
 
