@@ -1,0 +1,1 @@
+"""Alert dialects of the services traders move from (see base.py and docs/alerts.md)."""
