@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, and_, delete, or_, select, update
+from sqlalchemy import BindParameter, Update, and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,15 @@ RETRYING = "retrying"
 MAX_ERROR_CHARS = 2000
 
 OnBuried = Callable[[AsyncSession, DeadLetter], Awaitable[object]]
+
+_COMPLETE = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), Job.lease_owner == bindparam("owner"))
+    .where(Job.status == RUNNING)
+    .values(status=DONE, lease_owner=None, lease_expires_at=None)
+    .values(finished_at=bindparam("b_finished_at"), updated_at=bindparam("b_updated_at"))
+    .execution_options(synchronize_session=False)
+)
 
 
 @dataclass(frozen=True)
@@ -91,30 +101,38 @@ async def enqueue(
     return job
 
 
-async def claim(db: Database, *, owner: str, lease_seconds: float) -> Job | None:
-    """Take the next due job (or one whose lease expired) and lease it to `owner`."""
-    moment = now()
+@cache
+def _claim_statement(*, skip_locked: bool) -> Update:
+    """Return the claim (built once per dialect): lease the next due job, or an expired lease."""
+    moment: BindParameter[datetime] = bindparam("moment")
     due = or_(
         and_(Job.status == QUEUED, Job.run_at <= moment),
         and_(Job.status == RUNNING, Job.lease_expires_at < moment),
     )
     candidate = select(Job.id).where(due).order_by(Job.run_at, Job.id).limit(1)
-    if not db.is_sqlite:
+    if skip_locked:
         candidate = candidate.with_for_update(skip_locked=True)
-    statement = (
+    return (
         update(Job)
         .where(Job.id == candidate.scalar_subquery())
         .values(
             status=RUNNING,
-            lease_owner=owner,
-            lease_expires_at=moment + timedelta(seconds=lease_seconds),
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("expires"),
             attempts=Job.attempts + 1,
             updated_at=moment,
         )
         .returning(Job)
         .execution_options(synchronize_session=False)
     )
-    return await db.run(lambda session: session.execute(statement).scalar_one_or_none())
+
+
+async def claim(db: Database, *, owner: str, lease_seconds: float) -> Job | None:
+    """Take the next due job (or one whose lease expired) and lease it to `owner`."""
+    moment = now()
+    statement = _claim_statement(skip_locked=not db.is_sqlite)
+    lease = {"moment": moment, "owner": owner, "expires": moment + timedelta(seconds=lease_seconds)}
+    return await db.run(lambda session: session.execute(statement, lease).scalar_one_or_none())
 
 
 async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: float) -> bool:
@@ -127,10 +145,11 @@ async def extend_lease(db: Database, job: Job, *, owner: str, lease_seconds: flo
 
 async def complete(db: Database, job: Job, *, owner: str, attempt: Attempt | None = None) -> bool:
     """Mark a job done and record its attempt; False when the lease was lost to another worker."""
-    finished = {"status": DONE, "finished_at": now(), "lease_owner": None, "lease_expires_at": None}
+    moment = now()
+    finished = {"job_id": job.id, "owner": owner, "b_finished_at": moment, "b_updated_at": moment}
 
     def finish(session: Session) -> bool:
-        done = bool(session.execute(_owned_update(job, owner, finished)).rowcount)  # type: ignore[attr-defined]
+        done = bool(session.execute(_COMPLETE, finished).rowcount)  # type: ignore[attr-defined]
         if done and attempt is not None:
             _record_attempt(session, job, attempt, SUCCEEDED)
         return done

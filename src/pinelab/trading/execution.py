@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import Select, and_, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, defer, raiseload
 
@@ -147,12 +148,9 @@ async def reopen_signal(session: AsyncSession, signal_id: int) -> None:
 _Loaded = tuple[Signal, Strategy, AlertIntent, list[BrokerAccount], frozenset[int], frozenset[int]]
 
 
-def _load(session: Session, signal_id: int) -> _Loaded | None:
-    """Read the signal, its strategy and live accounts, and what we already hold there: one query.
-
-    Per account: whether an order is stored for this signal (a retry, a replay), and whether we
-    have working orders in the signal's ticker (a quote-driven venue's price may fill them).
-    """
+@cache
+def _load_query(*, sqlite: bool) -> Select[Signal, Strategy, BrokerAccount, bool, bool]:
+    """Return the query `_load` runs (built once per dialect)."""
     live = and_(
         BrokerAccount.id == StrategyBrokerAccount.broker_account_id,
         BrokerAccount.archived_at.is_(None),
@@ -161,20 +159,29 @@ def _load(session: Session, signal_id: int) -> _Loaded | None:
         Order.signal_id == Signal.id, Order.broker_account_id == BrokerAccount.id
     )
     working = exists().where(
-        orders.account_column(session) == BrokerAccount.id,
+        orders.account_column(sqlite=sqlite) == BrokerAccount.id,
         Order.status.in_(orders.WORKING),
         Order.ticker == Signal.ticker,
     )
-    query = (
+    return (
         select(Signal, Strategy, BrokerAccount, stored, working)
         .join(Strategy, Strategy.id == Signal.strategy_id)
         .outerjoin(StrategyBrokerAccount, StrategyBrokerAccount.strategy_id == Strategy.id)
         .outerjoin(BrokerAccount, live)
         .options(defer(Signal.raw_body, raiseload=True), raiseload(Strategy.bindings))
-        .where(Signal.id == signal_id)
+        .where(Signal.id == bindparam("signal_id"))
         .order_by(BrokerAccount.id)
     )
-    rows = session.execute(query).all()
+
+
+def _load(session: Session, signal_id: int) -> _Loaded | None:
+    """Read the signal, its strategy and live accounts, and what we already hold there: one query.
+
+    Per account: whether an order is stored for this signal (a retry, a replay), and whether we
+    have working orders in the signal's ticker (a quote-driven venue's price may fill them).
+    """
+    query = _load_query(sqlite=orders.is_sqlite(session))
+    rows = session.execute(query, {"signal_id": signal_id}).all()
     if not rows:
         return None
     signal, strategy = rows[0][0], rows[0][1]

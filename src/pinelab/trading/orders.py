@@ -12,7 +12,7 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderStatus, OrderStatusReport
@@ -25,6 +25,28 @@ from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
 
 ZERO = Decimal(0)
 WORKING = tuple(status.value for status in OrderStatus if not status.is_terminal)
+
+# The statements of every order's path, built once (their parameters are bound per call).
+_IN_TICKER = (
+    Position.broker_account_id == bindparam("b_account_id"),
+    Position.ticker == bindparam("b_ticker"),
+)
+_POSITION = select(Position).where(*_IN_TICKER, Position.strategy_id == bindparam("b_strategy_id"))
+_UNOWNED_POSITION = select(Position).where(*_IN_TICKER, Position.strategy_id.is_(None))
+_POSITION_QUANTITY = select(Position.quantity).where(
+    *_IN_TICKER, Position.strategy_id == bindparam("b_strategy_id")
+)
+_MARK_PRICE = (
+    update(Position)
+    .where(*_IN_TICKER)
+    .values(last_price=bindparam("b_price"), last_price_at=bindparam("b_at"))
+    .execution_options(synchronize_session=False)
+)
+_BY_CLIENT_ID = select(Order).where(Order.client_order_id == bindparam("client_id"))
+_BY_CLIENT_ID_LOCKED = _BY_CLIENT_ID.with_for_update()
+_COMMISSION = select(func.coalesce(func.sum(Fill.commission), 0)).where(
+    Fill.order_id == bindparam("order_id")
+)
 
 
 def client_order_id(signal_id: int, broker_account_id: int) -> str:
@@ -40,10 +62,9 @@ def leg_client_order_id(parent: str, leg: str) -> str:
 
 def find_order(session: Session, client_id: str, *, for_update: bool = False) -> Order | None:
     """Return our order with this client_order_id (locked for update when asked)."""
-    query = select(Order).where(Order.client_order_id == client_id)
-    if for_update and session.get_bind().dialect.name != "sqlite":
-        query = query.with_for_update()
-    return session.execute(query).scalar_one_or_none()
+    locked = for_update and not is_sqlite(session)
+    query = _BY_CLIENT_ID_LOCKED if locked else _BY_CLIENT_ID
+    return session.execute(query, {"client_id": client_id}).scalar_one_or_none()
 
 
 def add_order(session: Session, request: OrderRequest, **fields: Any) -> Order:
@@ -87,9 +108,7 @@ def apply_report(session: Session, order: Order, report: OrderStatusReport) -> O
     """Bring one order (its fills, position and status) in line with the venue's report."""
     commission = ZERO
     if order.filled_quantity:  # commission is only ever booked with a fill
-        total = session.scalar(
-            select(func.coalesce(func.sum(Fill.commission), 0)).where(Fill.order_id == order.id)
-        )
+        total = session.scalar(_COMMISSION, {"order_id": order.id})
         commission = Decimal(str(total or 0))
     snapshot = OrderSnapshot(
         status=OrderStatus(order.status),
@@ -202,12 +221,13 @@ def _record_event(
 
 
 def _position_for(session: Session, order: Order) -> Position:
-    query = select(Position).where(
-        Position.broker_account_id == order.broker_account_id,
-        Position.strategy_id == order.strategy_id,
-        Position.ticker == order.ticker,
-    )
-    position = session.execute(query).scalar_one_or_none()
+    # A deleted strategy's orders keep booking into the position it left (strategy_id NULL).
+    where = {"b_account_id": order.broker_account_id, "b_ticker": order.ticker}
+    if order.strategy_id is None:
+        query = _UNOWNED_POSITION
+    else:
+        query, where["b_strategy_id"] = _POSITION, order.strategy_id
+    position = session.execute(query, where).scalar_one_or_none()
     if position is None:
         position = Position(
             user_id=order.user_id,
@@ -225,36 +245,32 @@ def _position_for(session: Session, order: Order) -> Position:
 
 
 def current_position(
-    session: Session, *, broker_account_id: int, strategy_id: int | None, ticker: str
+    session: Session, *, broker_account_id: int, strategy_id: int, ticker: str
 ) -> Decimal:
     """Return the strategy's position in a ticker at an account (0 when none)."""
-    query = select(Position.quantity).where(
-        Position.broker_account_id == broker_account_id,
-        Position.strategy_id == strategy_id,
-        Position.ticker == ticker,
-    )
-    return session.execute(query).scalar_one_or_none() or ZERO
+    where = {"b_account_id": broker_account_id, "b_strategy_id": strategy_id, "b_ticker": ticker}
+    return session.execute(_POSITION_QUANTITY, where).scalar_one_or_none() or ZERO
 
 
 def mark_price(session: Session, *, broker_account_id: int, ticker: str, price: Decimal) -> None:
     """Record the last known price on every position in the ticker at the account."""
-    session.execute(
-        update(Position)
-        .where(Position.broker_account_id == broker_account_id, Position.ticker == ticker)
-        .values(last_price=price, last_price_at=now())
-        .execution_options(synchronize_session=False)
-    )
+    where = {"b_account_id": broker_account_id, "b_ticker": ticker}
+    session.execute(_MARK_PRICE, where | {"b_price": price, "b_at": now()})
 
 
-def account_column(session: Session) -> ColumnElement[int]:
+def account_column(*, sqlite: bool) -> ColumnElement[int]:
     """Return the account column for a lookup of working orders.
 
     Working orders are few among an account's many: SQLite (no statistics) must take the
     status index, so there the account term is an expression no index serves.
     """
-    sqlite = session.get_bind().dialect.name == "sqlite"
     column = Order.broker_account_id.expression
     return column + 0 if sqlite else column
+
+
+def is_sqlite(session: Session) -> bool:
+    """Tell whether the session's database is SQLite."""
+    return session.get_bind().dialect.name == "sqlite"
 
 
 def open_orders(
@@ -266,7 +282,8 @@ def open_orders(
 ) -> list[Order]:
     """Return our orders at an account that are still working."""
     query = select(Order).where(
-        account_column(session) == broker_account_id, Order.status.in_(WORKING)
+        account_column(sqlite=is_sqlite(session)) == broker_account_id,
+        Order.status.in_(WORKING),
     )
     if symbol is not None:
         query = query.where(Order.symbol == symbol)
