@@ -62,6 +62,7 @@ from pinelab.brokers.exceptions import (
     OrderNotFound,
     UnknownSymbol,
 )
+from pinelab.brokers.tls import tls_context
 
 PAPER_URL: Final = "https://paper-api.alpaca.markets"
 LIVE_URL: Final = "https://api.alpaca.markets"
@@ -141,6 +142,7 @@ class AlpacaBroker:
             base_url=url,
             headers={"APCA-API-KEY-ID": api_key, "APCA-API-SECRET-KEY": api_secret},
             timeout=httpx.Timeout(timeout),
+            verify=tls_context(),
         )
         self._symbols: dict[str, str] = {}
         self._client_ids: OrderedDict[str, str | None] = OrderedDict()

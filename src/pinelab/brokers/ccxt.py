@@ -65,6 +65,7 @@ from pinelab.brokers.exceptions import (
     PermanentBrokerError,
     UnknownSymbol,
 )
+from pinelab.brokers.tls import tls_context
 
 FILLS_WINDOW: Final = timedelta(days=1)
 FILLS_PAGE: Final = 100
@@ -100,6 +101,7 @@ class CcxtBroker:
             "enableRateLimit": rate_limit,
             "number": str,  # numbers stay decimal strings: Decimal(...) is exact
             "options": {"defaultType": "spot", **(options or {})},
+            "ssl_context": tls_context(),  # else each exchange object builds its own
         }
         if password is not None:
             config["password"] = password

@@ -15,14 +15,30 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from pinelab.accounts.security import hash_opaque_token, new_opaque_token
 from pinelab.db import Database
-from pinelab.strategies.models import Strategy
+from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 
 CACHE_TTL_SECONDS = 2.0
 CACHE_MAX_ENTRIES = 10_000
+
+# A miss costs these two statements (each strategy's entry is reloaded every TTL under load).
+_BY_TOKEN = select(
+    Strategy.id,
+    Strategy.user_id,
+    Strategy.enabled,
+    Strategy.passphrase_hash,
+    Strategy.duplicate_window_seconds,
+    Strategy.sizing_type,
+    Strategy.sizing_value,
+).where(Strategy.token_hash == bindparam("digest"), Strategy.archived_at.is_(None))
+_ACCOUNTS = (
+    select(StrategyBrokerAccount.broker_account_id)
+    .where(StrategyBrokerAccount.strategy_id == bindparam("strategy_id"))
+    .order_by(StrategyBrokerAccount.broker_account_id)
+)
 
 
 # A webhook token is an opaque token like a refresh or reset token: one definition of how one
@@ -100,20 +116,9 @@ class TokenDirectory:
         self._cache.clear()
 
     async def _load(self, digest: str) -> StrategySnapshot | None:
-        query = select(Strategy).where(
-            Strategy.token_hash == digest, Strategy.archived_at.is_(None)
-        )
         async with self._db.session() as session:
-            strategy = (await session.execute(query)).scalar_one_or_none()
-            if strategy is None:
+            row = (await session.execute(_BY_TOKEN, {"digest": digest})).one_or_none()
+            if row is None:
                 return None
-            return StrategySnapshot(
-                id=strategy.id,
-                user_id=strategy.user_id,
-                enabled=strategy.enabled,
-                passphrase_hash=strategy.passphrase_hash,
-                duplicate_window_seconds=strategy.duplicate_window_seconds,
-                broker_account_ids=tuple(strategy.broker_account_ids),
-                sizing_type=strategy.sizing_type,
-                sizing_value=strategy.sizing_value,
-            )
+            accounts = await session.scalars(_ACCOUNTS, {"strategy_id": row.id})
+            return StrategySnapshot(**row._asdict(), broker_account_ids=tuple(accounts))
