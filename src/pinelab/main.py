@@ -291,6 +291,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan(services),
         docs_url=None,
         redoc_url=None,
+        # Metrics are Prometheus's (/metrics); FastAPI's native OpenTelemetry would otherwise
+        # look up the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     _expose(app.state, services)
     install_error_handlers(app)
