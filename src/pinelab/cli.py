@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from pinelab.api.limits import PROTOCOL
 from pinelab.brokers.cli import broker_app
 from pinelab.config import Settings
 from pinelab.db import migrate as migrations
@@ -55,6 +56,11 @@ def serve(
         access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds),
+        # h11 rather than httptools: h11 bounds the request line and headers (a 400 past it);
+        # the protocol adds the idle timeout and the request deadline (api/limits.py).
+        http=PROTOCOL,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
     )
 
 

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(30 * 86400, ge=3600)
 
     webhook_max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    # What any client may send (docs/security.md, "Hostile input").
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=4096, le=1024 * 1024)
+    request_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    keep_alive_timeout_seconds: int = Field(5, ge=1, le=300)
     webhook_rate_per_minute: int = Field(600, ge=0)
     webhook_bad_token_rate_per_minute: int = Field(30, ge=0)
     tradingview_ips_only: bool = False

@@ -30,7 +30,8 @@ from pinelab.signals.service import RecordedRejection, UnknownWebhook
 log = structlog.get_logger(__name__)
 
 MAX_TOKEN_LENGTH = 128
-WEBHOOK_PATH = "/webhooks/{token}"
+WEBHOOK_PREFIX = "/webhooks/"
+WEBHOOK_PATH = WEBHOOK_PREFIX + "{token}"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
 
