@@ -17,6 +17,7 @@ from pinelab.config import Settings
 from pinelab.db import migrate as migrations
 from pinelab.jobs.cli import DeadLetterSetup, dead_letters_app
 from pinelab.logging import configure_logging
+from pinelab.ops.files import make_data_dir_private
 from pinelab.vault import build_vault
 
 app = typer.Typer(
@@ -29,7 +30,7 @@ app = typer.Typer(
 def _settings() -> Settings:
     settings = Settings()
     configure_logging(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(settings.data_dir)
     return settings
 
 

@@ -44,6 +44,7 @@ from pinelab.logging import configure_logging
 from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL, send_email
 from pinelab.ops import shutdown
+from pinelab.ops.files import make_data_dir_private
 from pinelab.ops.health import HealthChecker
 from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.metrics import Metrics, MetricsServer
@@ -111,7 +112,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Build the database and the long-lived services of one process (nothing is started)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(settings.data_dir)
     db = Database(
         settings.resolved_database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
