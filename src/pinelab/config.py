@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(20.0, gt=0, le=600)
     health_timeout_seconds: float = Field(2.0, gt=0, le=30)
     health_cache_seconds: float = Field(2.0, ge=0, le=60)
+    broker_health_cache_seconds: float = Field(60.0, ge=0, le=3600)
     check_config_on_start: bool = True
 
     # The credential vault (docs/security.md): one key source, plus old keys for rotation.
