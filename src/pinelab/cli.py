@@ -28,7 +28,15 @@ app = typer.Typer(
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """Read the settings; on a bad value print one line per problem (never a traceback), exit 2."""
+    from pinelab.ops.checks import load_settings
+
+    settings, problems = load_settings(Path(".env"))
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem.variable}: {problem.message}", err=True)
+        typer.echo("run `pinelab check-config` for the fix of each", err=True)
+        raise typer.Exit(2)
     configure_logging(settings)
     make_data_dir_private(settings.data_dir)
     return settings
