@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -149,6 +150,18 @@ def rotate_key(
     )
 
 
+def _read_password(*, from_stdin: bool) -> str:
+    """Return the password from stdin's first line, or from a hidden prompt on a terminal."""
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            typer.echo("error: no password on stdin (write it on the first line)", err=True)
+            raise typer.Exit(2)
+        return password
+    entered: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return entered
+
+
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Bring the database schema up to date."""
@@ -167,10 +180,18 @@ def revision(message: Annotated[str, typer.Option("-m", "--message", help="What 
 @app.command("create-user")
 def create_user(
     email: Annotated[str, typer.Option(help="Email address")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Password")],
     admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of stdin (also when stdin is not a "
+            "terminal); otherwise it is asked for, hidden, twice",
+        ),
+    ] = False,
 ) -> None:
-    """Create a user (verified), optionally an admin."""
+    """Create a user (verified), optionally an admin; the password comes from a prompt or stdin."""
+    password = _read_password(from_stdin=password_stdin)
     settings = _settings()
 
     async def _create() -> int:
