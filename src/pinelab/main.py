@@ -28,6 +28,7 @@ from pinelab import __version__
 from pinelab.accounts.router import router as auth_router
 from pinelab.accounts.service import new_login_limiter
 from pinelab.api.errors import install_error_handlers
+from pinelab.api.limits import BodyLimitMiddleware
 from pinelab.api.middleware import RequestContextMiddleware
 from pinelab.api.openapi import install_openapi
 from pinelab.brokers.credentials import CREDENTIALS_COLUMN
@@ -43,6 +44,7 @@ from pinelab.logging import configure_logging
 from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL, send_email
 from pinelab.ops import shutdown
+from pinelab.ops.files import make_data_dir_private
 from pinelab.ops.health import HealthChecker
 from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.metrics import Metrics, MetricsServer
@@ -50,8 +52,8 @@ from pinelab.ops.ratelimit import RateLimiter
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
+from pinelab.signals.router import WEBHOOK_PREFIX, webhook_route
 from pinelab.signals.router import router as signals_router
-from pinelab.signals.router import webhook_route
 from pinelab.signals.service import Ingestor
 from pinelab.signals.writer import SignalWriter
 from pinelab.strategies.router import router as strategies_router
@@ -110,7 +112,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Build the database and the long-lived services of one process (nothing is started)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(settings.data_dir)
     db = Database(
         settings.resolved_database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -306,6 +308,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        exempt_prefixes=(WEBHOOK_PREFIX,),  # the webhook caps its own body and records the refusal
+    )
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     app.router.routes.append(webhook_route)  # early: every alert is matched against it first
     app.include_router(health_router)

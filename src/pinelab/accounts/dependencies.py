@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pinelab.accounts.models import User
 from pinelab.accounts.security import ACCESS_AUDIENCE, decode_jwt
 from pinelab.api.deps import DatabaseDep, SecretKeyDep
+from pinelab.api.pagination import MAX_ROW_ID
 from pinelab.errors import AuthenticationError, AuthorizationError
 from pinelab.ops.ratelimit import RateLimiter
 
@@ -26,14 +27,24 @@ async def current_user(
     if credentials is None:
         raise AuthenticationError("Missing bearer token")
     claims = decode_jwt(credentials.credentials, audience=ACCESS_AUDIENCE, key=secret_key)
-    if claims is None:
+    user_id = user_id_of(claims) if claims is not None else None
+    if user_id is None:
         raise AuthenticationError("Invalid or expired access token")
     async with db.session() as session:
-        user = await session.get(User, int(claims["sub"]))
+        user = await session.get(User, user_id)
     if user is None or not user.is_active:
         raise AuthenticationError("Invalid or expired access token")
     structlog.contextvars.bind_contextvars(user_id=user.id)
     return user
+
+
+def user_id_of(claims: dict[str, Any]) -> int | None:
+    """Return the user id a token's subject names, or None when it names none (a 401)."""
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
+        return None
+    user_id = int(subject)
+    return user_id if 1 <= user_id <= MAX_ROW_ID else None
 
 
 async def current_admin(user: Annotated[User, Depends(current_user)]) -> User:

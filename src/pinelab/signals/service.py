@@ -46,10 +46,11 @@ class UnknownWebhook(ResourceNotFoundError):
 class RecordedRejection(Exception):
     """An alert refused after it was stored; carries the signal id and the refusal."""
 
-    def __init__(self, signal_id: int, error: Exception) -> None:
+    def __init__(self, signal_id: int, error: Exception, strategy_id: int | None = None) -> None:
         super().__init__(str(error))
         self.signal_id = signal_id
         self.error = error
+        self.strategy_id = strategy_id
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class IngestResult:
 
     signal_id: int
     status: str
+    strategy_id: int | None = None
 
 
 @dataclass
@@ -104,7 +106,7 @@ class Ingestor:
             values.update(status=REJECTED, reason=error.message)
             signal_id, _ = await self.writer.write(PendingSignal(values))
             self.metrics.alert_stored(REJECTED)
-            raise RecordedRejection(signal_id, error) from error
+            raise RecordedRejection(signal_id, error, strategy.id) from error
         values.update(
             intent=intent.to_record(),
             ticker=intent.ticker,
@@ -119,7 +121,7 @@ class Ingestor:
         )
         signal_id, status = await self.writer.write(pending)
         self.metrics.alert_stored(status)
-        return IngestResult(signal_id=signal_id, status=status)
+        return IngestResult(signal_id=signal_id, status=status, strategy_id=strategy.id)
 
 
 def _accept(

@@ -12,6 +12,7 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,8 @@ from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from pinelab.trading.order_state import LifecycleEvent, OrderFilled
 from pinelab.trading.positions import book_fill
 from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
+
+log = structlog.get_logger(__name__)
 
 ZERO = Decimal(0)
 WORKING = tuple(status.value for status in OrderStatus if not status.is_terminal)
@@ -217,6 +220,23 @@ def _record_event(
             detail=detail,
             occurred_at=now(),
         )
+    )
+    log.info(  # one line per state change, for whoever watches the log (no secrets in it)
+        "order",
+        change=event,
+        order_id=order.id,
+        signal_id=order.signal_id,
+        strategy_id=order.strategy_id,
+        ticker=order.ticker,
+        side=order.side,
+        quantity=str(order.quantity),
+        from_status=before,
+        to_status=order.status,
+        filled_quantity=str(order.filled_quantity),
+        average_fill_price=None
+        if order.average_fill_price is None
+        else str(order.average_fill_price),
+        **(detail or {}),
     )
 
 
