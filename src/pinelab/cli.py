@@ -66,10 +66,8 @@ def serve(
         access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds),
-        # h11 rather than httptools: h11 bounds the request line and headers (a 400 past it);
-        # the protocol adds the idle timeout and the request deadline (api/limits.py).
+        # httptools plus a header cap, the idle timeout and the request deadline (api/limits.py).
         http=PROTOCOL,
-        h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_timeout_seconds,
     )
 

@@ -93,6 +93,14 @@ def test_headers_over_the_limit_are_refused(server: int) -> None:
     assert answer.startswith(b"HTTP/1.1 400")
 
 
+def test_whole_headers_over_the_limit_in_one_read_are_refused(server: int) -> None:
+    with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
+        big = b"X-Big: " + b"a" * 20_000 + b"\r\n"
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+
+
 def test_headers_under_the_limit_are_served(server: int) -> None:
     with socket.create_connection(("127.0.0.1", server), timeout=10) as sock:
         padding = b"a" * 8_000
