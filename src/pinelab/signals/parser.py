@@ -271,6 +271,7 @@ def _intent_from_mapping(data: dict[str, Any]) -> AlertIntent:
             "alert_id": reader.text("id", limit=MAX_ID_LENGTH, numbers=True) or None,
             "alert_time": reader.text("time", limit=MAX_ID_LENGTH, numbers=True) or None,
             "passphrase": reader.text("passphrase", limit=MAX_PASSPHRASE_LENGTH, secret=True),
+            "dialect": None,
         }
     )
     if reader.errors or ticker is None or action is None:

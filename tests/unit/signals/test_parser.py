@@ -872,6 +872,7 @@ def test_every_field_of_a_full_intent_survives_the_signal_record():
         alert_id="a",
         alert_time="t",
         passphrase="secret",
+        dialect="TradersPost",
     )
     assert all(getattr(full, f.name) is not None for f in fields(AlertIntent))
     record = json.loads(json.dumps(full.to_record()))  # the stdlib refuses anything not JSON
