@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, TypeVar
@@ -52,8 +53,11 @@ import orjson
 
 from pinelab.brokers.base import OrderType, TimeInForce
 from pinelab.errors import ErrorDetail
+from pinelab.signals.dialects import JSON_DIALECTS, TEXT_DIALECTS
+from pinelab.signals.dialects.base import JsonDialect, TextDialect, Translation
 from pinelab.signals.exceptions import AlertRejected
 from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
+from pinelab.signals.redaction import redact_json, redact_text
 
 EnumT = TypeVar("EnumT", bound=StrEnum)
 
@@ -124,18 +128,135 @@ _TEXT_SEPARATORS: Final = re.compile(r"[\s,]+")
 _TEXT_POSITIONS: Final = ("action", "ticker", "quantity")
 
 
+@dataclass(frozen=True)
+class AlertReading:
+    """One alert body as read: its intent or why it is refused, and the body as it may be kept."""
+
+    stored_body: str  # every secret the message holds replaced (see redaction.py)
+    intent: AlertIntent | None = None
+    rejection: AlertRejected | None = None
+
+    def accepted(self) -> AlertIntent:
+        """Return the intent, or raise why the alert is refused."""
+        if self.intent is None:
+            raise self.rejection or AlertRejected([])
+        return self.intent
+
+
 def parse_alert(body: bytes, content_type: str | None) -> AlertIntent:
     """Parse a TradingView alert body (JSON or one line of text) into an AlertIntent."""
-    text = _decode(body)
+    return read_alert(body, content_type).accepted()
+
+
+def read_alert(body: bytes, content_type: str | None) -> AlertReading:
+    """Read an alert body in PineLab's form or a dialect's; never raises for bad input."""
+    try:
+        text = _decode(body)
+    except AlertRejected as rejection:
+        raw = body.decode("utf-8", errors="replace")
+        return AlertReading(
+            redact_json(raw) if raw.lstrip()[:1] == "{" else redact_text(raw), rejection=rejection
+        )
     if text[0] in "{[" and not text.startswith("{{"):
-        return _intent_from_mapping(_json_object(_load_json(text)))
+        return _read_json(text, _load_json)
     if content_type is not None and "json" in content_type.lower():
         try:
             data = _load_json(text)
         except AlertRejected:
-            return _intent_from_mapping(_mapping_from_text(text))
-        return _intent_from_mapping(_json_object(data))
-    return _intent_from_mapping(_mapping_from_text(text))
+            return _read_text(text)
+        return _read_json(text, lambda _: data)
+    return _read_text(text)
+
+
+def _read_json(text: str, load: Callable[[str], Any]) -> AlertReading:
+    try:
+        data = _json_object(load(text))
+    except AlertRejected as rejection:
+        return AlertReading(redact_json(text), rejection=rejection)
+    dialect = next((each for each in JSON_DIALECTS if each.claims(data)), None)
+    if dialect is None:
+        return _outcome(redact_json(text), lambda: _intent_from_json(data))
+    try:
+        translation = dialect.translate(data)
+    except AlertRejected as rejection:
+        secrets: frozenset[str] = getattr(dialect, "secret_keys", frozenset())
+        return AlertReading(redact_json(text, secrets), rejection=_as_read_by(dialect, rejection))
+    stored = redact_json(text, translation.secrets)
+    return _outcome(stored, lambda: _intent_from_translation(dialect, translation))
+
+
+def _read_text(text: str) -> AlertReading:
+    dialect = next((each for each in TEXT_DIALECTS if each.claims(text)), None)
+    if dialect is None:
+        return _outcome(redact_text(text), lambda: _intent_from_text(text))
+    try:
+        translation = dialect.translate(text)
+    except AlertRejected as rejection:
+        secrets: frozenset[str] = getattr(rejection, "secrets", frozenset())
+        return AlertReading(redact_text(text, secrets), rejection=_as_read_by(dialect, rejection))
+    stored = redact_text(text, translation.secrets)
+    return _outcome(stored, lambda: _intent_from_translation(dialect, translation))
+
+
+def _outcome(stored: str, read: Callable[[], AlertIntent]) -> AlertReading:
+    try:
+        return AlertReading(stored, intent=read())
+    except AlertRejected as rejection:
+        return AlertReading(stored, rejection=rejection)
+
+
+def _intent_from_translation(
+    dialect: JsonDialect | TextDialect, translation: Translation
+) -> AlertIntent:
+    try:
+        return _intent_from_mapping(translation.fields, dialect=translation.dialect)
+    except AlertRejected as rejection:
+        raise _as_read_by(dialect, rejection) from None
+
+
+def _as_read_by(dialect: JsonDialect | TextDialect, rejection: AlertRejected) -> AlertRejected:
+    """Name the dialect in each problem, and the service's own field where it differs."""
+    sources: Mapping[str, str] = getattr(dialect, "sources", {})
+    details = []
+    for detail in rejection.details:
+        head, dot, rest = detail.field.partition(".")
+        field = sources.get(head, head) + dot + rest
+        message = detail.message
+        if dialect.name not in message:
+            message = f"{message} (read as a {dialect.name} alert)"
+        details.append(ErrorDetail(field=field, message=message, type=detail.type))
+    return AlertRejected(details)
+
+
+def _intent_from_json(data: dict[str, Any]) -> AlertIntent:
+    try:
+        return _intent_from_mapping(data)
+    except AlertRejected as rejection:
+        if "ticker" in data or "action" in data:
+            raise
+        known = ", ".join(dialect.name for dialect in JSON_DIALECTS)
+        hint = ErrorDetail(
+            "body",
+            f"is neither PineLab's alert (ticker, action, ...) nor one of the formats PineLab "
+            f"reads ({known})",
+            "unknown_format",
+        )
+        raise AlertRejected([*rejection.details, hint]) from None
+
+
+def _intent_from_text(text: str) -> AlertIntent:
+    errors: list[ErrorDetail] = []
+    data = _mapping_from_text(text, errors)
+    try:
+        return _intent_from_mapping(data, errors=errors)
+    except AlertRejected as rejection:
+        form = ErrorDetail(
+            "body",
+            f"a text alert is {TEXT_FORM}, e.g. 'buy AAPL 10' or "
+            "'sell,BTCUSDT,0.01,order_type=limit,limit_price=65000'",
+            "expected_form",
+        )
+        raise AlertRejected([*rejection.details, form]) from None
 
 
 class _JsonConstant:
@@ -209,44 +330,55 @@ def _json_object(data: Any) -> dict[str, Any]:
     raise _reject("body", f"must be a JSON object, got {got}", "type_error")
 
 
-def _mapping_from_text(text: str) -> dict[str, Any]:
+def _mapping_from_text(text: str, errors: list[ErrorDetail]) -> dict[str, Any]:
+    def fail(field: str, message: str) -> None:
+        errors.append(ErrorDetail(field=field, message=message, type="value_error"))
+
     if "\n" in text or "\r" in text:
-        raise _reject("body", f"a text alert must be one line: {TEXT_FORM}")
+        fail("body", f"a text alert must be one line: {TEXT_FORM}")
+        text = text.splitlines()[0]
     words = [word for word in _TEXT_SEPARATORS.split(text) if word]
     first_option = next((i for i, word in enumerate(words) if "=" in word), len(words))
     leading, options = words[:first_option], words[first_option:]
-    if len(leading) > len(_TEXT_POSITIONS):
-        extra = _quote(leading[len(_TEXT_POSITIONS)])
-        raise _reject("body", f"expected {TEXT_FORM}, got the extra word {extra}")
-    stray = next((word for word in options if "=" not in word), None)
-    if stray is not None:
-        raise _reject("body", f"expected key=value after the first option, got {_quote(stray)}")
+    for extra in leading[len(_TEXT_POSITIONS) :]:
+        fail("body", f"expected {TEXT_FORM}, got the extra word {_quote(extra)}")
     data: dict[str, Any] = dict(zip(_TEXT_POSITIONS, leading, strict=False))
     for word in options:
+        if "=" not in word:
+            fail("body", f"expected key=value after the first option, got {_quote(word)}")
+            continue
         key, _, value = word.partition("=")
-        _put_text_option(data, key, value)
+        problem = _put_text_option(data, key, value)
+        if problem is not None:
+            fail(*problem)
     return data
 
 
-def _put_text_option(data: dict[str, Any], key: str, value: str) -> None:
+def _put_text_option(data: dict[str, Any], key: str, value: str) -> tuple[str, str] | None:
     name = key if key in FIELDS else ALIASES.get(key)
     bracket = TEXT_BRACKETS.get(name or key)
     if bracket is not None:
         outer, inner = bracket
         target = data.setdefault(outer, {})
         if inner in target:
-            raise _reject(f"{outer}.{inner}", "is given twice")
+            return f"{outer}.{inner}", "is given twice"
         target[inner] = value
     elif name is None:
-        raise _reject(key or "body", f"{_quote(key)} is not a known field")
+        return key or "body", f"{_quote(key)} is not a known field"
     elif key in data:
-        raise _reject(key, "is given twice")
+        return key, "is given twice"
     else:
         data[key] = value
+    return None
 
 
-def _intent_from_mapping(data: dict[str, Any]) -> AlertIntent:
-    reader = _Reader(data, FIELDS, ALIASES)
+def _intent_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    dialect: str | None = None,
+    errors: list[ErrorDetail] | None = None,
+) -> AlertIntent:
+    reader = _Reader(data, FIELDS, ALIASES, errors=errors)
     ticker = reader.ticker()
     action = reader.choice("action", _ACTIONS, required=True)
     order_type = reader.choice("order_type", _ORDER_TYPES) or OrderType.MARKET
@@ -271,7 +403,7 @@ def _intent_from_mapping(data: dict[str, Any]) -> AlertIntent:
             "alert_id": reader.text("id", limit=MAX_ID_LENGTH, numbers=True) or None,
             "alert_time": reader.text("time", limit=MAX_ID_LENGTH, numbers=True) or None,
             "passphrase": reader.text("passphrase", limit=MAX_PASSPHRASE_LENGTH, secret=True),
-            "dialect": None,
+            "dialect": dialect,
         }
     )
     if reader.errors or ticker is None or action is None:
@@ -284,7 +416,7 @@ class _Reader:
 
     def __init__(
         self,
-        data: dict[str, Any],
+        data: Mapping[str, Any],
         names: frozenset[str],
         aliases: Mapping[str, str],
         *,

@@ -78,9 +78,7 @@ def plan_order(
         return _close(current_position, abs(current_position))
     if intent.position_size is not None:
         return _to_target(intent.position_size, current_position, fractional)
-    market = _Market(
-        equity, price, fractional, notional_orders, current_position, intent.stop_loss
-    )
+    market = _Market(equity, price, fractional, notional_orders, current_position, intent.stop_loss)
     if intent.action is Action.ADD:
         if current_position == 0:
             raise SizingError("add needs an open position")

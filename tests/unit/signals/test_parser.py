@@ -499,7 +499,7 @@ def test_sentiment_values_are_read(kind: Sentiment):
 
 
 def test_unknown_sentiment_is_rejected():
-    assert fields_of(rejection(with_base(sentiment="bullish"))) == ["sentiment"]
+    assert fields_of(rejection(with_base(sentiment="upward"))) == ["sentiment"]
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "2.5", -1, 0])

@@ -1,0 +1,122 @@
+"""The alert body as it may be stored: every secret the message holds replaced by a marker.
+
+Decided on the message as read, never by a pattern over the raw text. A JSON body is decoded
+(so an escaped key such as ``"pass\\u0070hrase"`` is ``passphrase``), every field at any depth
+whose key names a secret (``passphrase``, ``api_secret``, ``signalToken``, any spelling: see
+``dialects.mapping.is_secret_key``) or that the message's dialect declares secret has its value
+replaced, and the body is written back compactly, keys and numbers as sent. A body without a
+secret is kept byte for byte. JSON that does not decode is read token by token: each quoted
+key is decoded and, when it names a secret, the value after its colon is replaced. A text body
+has the value of each ``key=value`` word with a secret key replaced, and each secret word its
+dialect named.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from typing import Any, Final
+
+from pinelab.signals.dialects.mapping import is_secret_key
+
+REDACTED: Final = "[redacted]"
+_QUOTED_REDACTED: Final = json.dumps(REDACTED)
+_WORD: Final = re.compile(r"[^\s,]+")
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BARE_VALUE: Final = re.compile(r"[^,}\]\s]*")
+
+
+class _Literal:
+    """A JSON number or constant kept exactly as written, to be written back unchanged."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _Object:
+    """A decoded JSON object as its list of pairs: every key kept, repeated ones too."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.pairs = pairs
+
+
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_Object, parse_float=_Literal, parse_int=_Literal, parse_constant=_Literal
+)
+_COLON: Final = re.compile(r"\s*:\s*")
+
+
+def redact_json(text: str, secret_keys: Collection[str] = ()) -> str:
+    """Return a JSON body with the value of every secret field replaced."""
+    try:
+        document = _DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return _redact_tokens(text, secret_keys)
+    found = [False]
+    written = _write(document, secret_keys, found, top=True)
+    return written if found[0] else text
+
+
+def redact_text(text: str, secret_words: Collection[str] = ()) -> str:
+    """Return a text body with each secret key=value's value, and each secret word, replaced."""
+
+    def one(match: re.Match[str]) -> str:
+        key, equals, value = match.group().partition("=")
+        return f"{key}={REDACTED}" if equals and value and is_secret_key(key) else match.group()
+
+    redacted = _WORD.sub(one, text)
+    for word in sorted(secret_words, key=len, reverse=True):
+        if word:
+            redacted = redacted.replace(word, REDACTED)
+    return redacted
+
+
+def _secret(key: str, secret_keys: Collection[str], top: bool) -> bool:
+    return is_secret_key(key) or (top and key in secret_keys)
+
+
+def _write(value: Any, secret_keys: Collection[str], found: list[bool], *, top: bool) -> str:
+    if isinstance(value, _Object):
+        members = []
+        for key, item in value.pairs:
+            if _secret(key, secret_keys, top):
+                found[0] = True
+                written = _QUOTED_REDACTED
+            else:
+                written = _write(item, secret_keys, found, top=False)
+            members.append(f"{json.dumps(key, ensure_ascii=False)}:{written}")
+        return "{" + ",".join(members) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_write(item, secret_keys, found, top=False) for item in value) + "]"
+    if isinstance(value, _Literal):
+        return value.text
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _redact_tokens(text: str, secret_keys: Collection[str]) -> str:
+    pieces: list[str] = []
+    position = 0
+    for match in _STRING.finditer(text):
+        if match.start() < position:
+            continue  # inside a value already replaced
+        colon = _COLON.match(text, match.end())
+        if colon is None:
+            continue
+        try:
+            key = json.loads(match.group())
+        except ValueError:
+            continue
+        if not isinstance(key, str) or not (is_secret_key(key) or key in secret_keys):
+            continue
+        start = colon.end()
+        value = _STRING.match(text, start) or _BARE_VALUE.match(text, start)
+        pieces.append(text[position:start])
+        pieces.append(_QUOTED_REDACTED)
+        position = value.end() if value is not None else start
+    pieces.append(text[position:])
+    return "".join(pieces)
