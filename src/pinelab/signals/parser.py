@@ -223,7 +223,7 @@ def _as_read_by(dialect: JsonDialect | TextDialect, rejection: AlertRejected) ->
         field = sources.get(head, head) + dot + rest
         message = detail.message
         if dialect.name not in message:
-            message = f"{message} (read as a {dialect.name} alert)"
+            message = f"{message} (read in the {dialect.name} format)"
         details.append(ErrorDetail(field=field, message=message, type=detail.type))
     return AlertRejected(details)
 

@@ -28,6 +28,7 @@ ACTIONS: Final = ("open", "increase", "close", "reverse")
 BOT_COMMANDS: Final = frozenset({"start_bot", "start_and_open", "stop_bot", "stop_and_close"})
 BLOCKS: Final = ("take_profit", "take_profits", "stop_loss", "dca_orders")
 SECRETS: Final = ("api_key", "api_secret")
+_OWN_KEYS: Final = ("api_key", "api_secret", "quote_amount", "signal_price", "signal_id")
 _MARKET: Final = re.compile(r"[A-Z0-9]{2,8}_([A-Z0-9]+)_([A-Z0-9]+)", re.ASCII)
 
 
@@ -44,10 +45,8 @@ class Altrady:
     }
 
     def claims(self, data: Mapping[str, Any]) -> bool:
-        """Claim a message with Altrady's credentials or its own fields."""
-        if "api_secret" in data or "quote_amount" in data or "signal_price" in data:
-            return True
-        return "exchange" in data and "symbol" in data and word(data.get("side")) in SIDES
+        """Claim a message with a symbol and Altrady's credentials or its own fields."""
+        return "symbol" in data and any(name in data for name in _OWN_KEYS)
 
     def translate(self, data: Mapping[str, Any]) -> Translation:
         """Return the canonical fields of an Altrady signal, or refuse what it cannot do."""

@@ -72,6 +72,7 @@ _STOP_LOSS: Final = (
     ("trailPercent", "percent"),
 )
 _OWN_QUANTITY_TYPES: Final = frozenset({"fixed_quantity", "dollar_amount", "risk_dollar_amount"})
+_OWN_STOP_KEYS: Final = frozenset({"stopPrice", "trailPercent", "trailAmount"})
 _OWN_KEYS: Final = frozenset({"trailAmount", "extendedHours", *OPTION_FIELDS})
 _NO_TRAIL_AMOUNT: Final = "a trailing stop by a money amount is not supported; send trailPercent"
 
@@ -101,7 +102,7 @@ class TradersPost:
             return True
         take_profit, stop_loss = data.get("takeProfit"), data.get("stopLoss")
         return (isinstance(take_profit, dict) and "limitPrice" in take_profit) or (
-            isinstance(stop_loss, dict) and bool({"stopPrice", "trailPercent"} & stop_loss.keys())
+            isinstance(stop_loss, dict) and bool(_OWN_STOP_KEYS & stop_loss.keys())
         )
 
     def translate(self, data: Mapping[str, Any]) -> Translation:

@@ -1,0 +1,86 @@
+"""The stored body: every secret of the parsed message redacted, whatever its spelling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pinelab.signals.parser import read_alert
+
+ALERT = '{"ticker": "AAPL", "action": "buy", "quantity": 1.50, %s}'
+
+
+def stored(body: str, content_type: str | None = "application/json") -> str:
+    return read_alert(body.encode(), content_type).stored_body
+
+
+@pytest.mark.parametrize(
+    "secret_field",
+    [
+        '"passphrase": "hunter2"',
+        '"pass\\u0070hrase": "hunter2"',
+        '"PassPhrase": "hunter2"',
+        '"api_secret": "hunter2"',
+        '"apiSecret": "hunter2"',
+        '"secret": "hunter2"',
+        '"token": "hunter2"',
+        '"password": 12345678',
+        '"nested": {"deeper": [{"api-key": "hunter2"}]}',
+        '"passphrase": "hunter2", "passphrase": "hunter2"',
+        '"passphrase": {"value": "hunter2"}',
+    ],
+)
+def test_every_spelling_of_a_secret_is_redacted_and_the_rest_kept(secret_field: str):
+    body = stored(ALERT % secret_field)
+    assert "hunter2" not in body
+    assert "12345678" not in body
+    assert "[redacted]" in body
+    kept = json.loads(body)
+    assert (kept["ticker"], kept["action"]) == ("AAPL", "buy")
+    assert '"quantity":1.50' in body  # numbers are written back as sent
+
+
+def test_a_body_without_secrets_is_kept_byte_for_byte():
+    body = '{ "ticker" : "AAPL",\n  "action": "buy", "quantity": 1.50 }'
+    assert stored(body) == body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"ticker": "AAPL", "passphrase": "hunter2", "action": }',
+        '{"ticker": "AAPL", "pass\\u0070hrase": hunter2, ',
+        '{"api_secret":"hunter2"',
+    ],
+)
+def test_a_secret_in_json_that_does_not_parse_is_still_redacted(body: str):
+    reading = read_alert(body.encode(), "application/json")
+    assert reading.rejection is not None
+    assert "hunter2" not in reading.stored_body
+
+
+def test_a_secret_in_a_refused_alert_is_redacted():
+    reading = read_alert(ALERT.replace("1.50", '"NaN"').encode() % b'"passphrase": "hunter2"', None)
+    assert reading.rejection is not None
+    assert "hunter2" not in reading.stored_body
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "buy AAPL 1 passphrase=hunter2",
+        "buy,AAPL,1,passphrase=hunter2,price=10",
+        "buy AAPL Passphrase=hunter2",
+    ],
+)
+def test_a_text_passphrase_is_redacted(text: str):
+    body = stored(text, "text/plain")
+    assert "hunter2" not in body
+    assert body.startswith("buy")
+
+
+def test_a_body_that_is_not_utf8_has_its_secret_redacted():
+    reading = read_alert(b'{"passphrase": "hunter2", "ticker": "\xff"}', None)
+    assert reading.rejection is not None
+    assert "hunter2" not in reading.stored_body
