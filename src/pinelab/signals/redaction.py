@@ -18,13 +18,14 @@ import re
 from collections.abc import Collection
 from typing import Any, Final
 
-from pinelab.signals.dialects.mapping import is_secret_key
+from pinelab.signals.dialects.mapping import SECRET_WORDS, is_secret_key
 
 REDACTED: Final = "[redacted]"
 _QUOTED_REDACTED: Final = json.dumps(REDACTED)
 _WORD: Final = re.compile(r"[^\s,]+")
 _STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BARE_VALUE: Final = re.compile(r"[^,}\]\s]*")
+_NOT_ALNUM: Final = re.compile(r"[\W_]+")
 
 
 class _Literal:
@@ -53,6 +54,8 @@ _COLON: Final = re.compile(r"\s*:\s*")
 
 def redact_json(text: str, secret_keys: Collection[str] = ()) -> str:
     """Return a JSON body with the value of every secret field replaced."""
+    if not _may_hold_secret(text, secret_keys):
+        return text
     try:
         document = _DECODER.decode(text)
     except (ValueError, RecursionError):
@@ -74,6 +77,19 @@ def redact_text(text: str, secret_words: Collection[str] = ()) -> str:
         if word:
             redacted = redacted.replace(word, REDACTED)
     return redacted
+
+
+def _may_hold_secret(text: str, secret_keys: Collection[str]) -> bool:
+    """Tell whether any key of the body could name a secret; False proves none does.
+
+    Each key, folded as ``is_secret_key`` folds it, is a run of the whole body folded the same
+    way, so a body whose folded text holds no secret word has no secret key; an escape could
+    spell one, so a body with a backslash is always read.
+    """
+    if "\\" in text or any(key in text for key in secret_keys):
+        return True
+    folded = _NOT_ALNUM.sub("", text.lower())
+    return any(word in folded for word in SECRET_WORDS)
 
 
 def _secret(key: str, secret_keys: Collection[str], top: bool) -> bool:

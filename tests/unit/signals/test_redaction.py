@@ -23,6 +23,8 @@ def stored(body: str, content_type: str | None = "application/json") -> str:
         '"PassPhrase": "hunter2"',
         '"api_secret": "hunter2"',
         '"apiSecret": "hunter2"',
+        '"API-KEY": "hunter2"',
+        '"sec_ret": "hunter2"',
         '"secret": "hunter2"',
         '"token": "hunter2"',
         '"password": 12345678',

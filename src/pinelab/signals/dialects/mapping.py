@@ -30,6 +30,8 @@ _SECRET_PARTS: Final = (
     "signature",
 )
 _SECRET_KEYS: Final = frozenset({"key", "pass", "pwd", "auth", "authorization", "credentials"})
+# A word in every secret key above, once folded: absent from a body, no key of it is secret.
+SECRET_WORDS: Final = (*_SECRET_PARTS, "key", "pass", "pwd", "auth", "credentials")
 
 
 def is_secret_key(key: str) -> bool:
