@@ -192,8 +192,8 @@ def _read_text(text: str) -> AlertReading:
     try:
         translation = dialect.translate(text)
     except AlertRejected as rejection:
-        secrets: frozenset[str] = getattr(rejection, "secrets", frozenset())
-        return AlertReading(redact_text(text, secrets), rejection=_as_read_by(dialect, rejection))
+        stored = redact_text(text, rejection.secrets)
+        return AlertReading(stored, rejection=_as_read_by(dialect, rejection))
     stored = redact_text(text, translation.secrets)
     return _outcome(stored, lambda: _intent_from_translation(dialect, translation))
 

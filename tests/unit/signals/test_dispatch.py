@@ -7,6 +7,8 @@ import json
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pinelab.errors import ErrorDetail
 from pinelab.signals import parser
@@ -29,7 +31,8 @@ class _Words:
     def translate(self, text: str) -> Translation:
         license_id, action, symbol = text.split(",")
         if action not in ("buy", "sell"):
-            raise AlertRejected([ErrorDetail("action", f"{action!r} is not buy or sell")])
+            detail = ErrorDetail("action", f"{action!r} is not buy or sell")
+            raise AlertRejected([detail], secrets=frozenset({license_id}))
         return Translation(
             dialect=self.name,
             fields={"ticker": symbol, "action": action},
@@ -57,10 +60,13 @@ def test_a_text_dialect_is_tried_before_the_text_form_and_its_secret_words_are_r
 
 
 @pytest.mark.usefixtures("words")
-def test_a_text_dialects_refusal_names_the_dialect():
-    with pytest.raises(AlertRejected) as caught:
-        parse_alert(b"6012,hold,EURUSD", "text/plain")
-    assert caught.value.message == "action: 'hold' is not buy or sell (read in the Words format)"
+def test_a_text_dialects_refusal_names_the_dialect_and_its_secret_words_are_redacted():
+    reading = read_alert(b"60123456789,hold,EURUSD", "text/plain")
+    assert reading.rejection is not None
+    assert reading.rejection.message == (
+        "action: 'hold' is not buy or sell (read in the Words format)"
+    )
+    assert "60123456789" not in reading.stored_body
 
 
 def test_a_text_alert_lists_every_problem_and_the_expected_form():
@@ -91,3 +97,37 @@ def test_a_dialect_refusal_names_the_services_own_field():
             "value_error",
         )
     ]
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["buy", "sell", "long", "flat", "bullish", "ENTER-LONG_X_BTCUSDT_b", "limit"])
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_KEYS = st.sampled_from(
+    [
+        "ticker", "action", "quantity", "sentiment", "quantityType", "orderType", "limitPrice",
+        "takeProfit", "stopLoss", "trailAmount", "extendedHours", "tv_instrument", "bot_uuid",
+        "order", "strategy_info", "take_profit", "stop_loss", "signalToken", "instrument",
+        "investmentType", "amount", "code", "amountPerTradeType", "amountPerTrade", "leverage",
+        "symbol", "api_secret", "quote_amount", "side", "qty", "strategy", "reduce_only",
+        "passphrase", "secret",
+    ]
+)  # fmt: skip
+
+
+@given(st.dictionaries(_KEYS, _JSON_VALUES, max_size=8))
+def test_any_object_with_dialect_keys_is_read_or_refused_never_crashing(data: dict[str, object]):
+    reading = read_alert(json.dumps(data).encode(), "application/json")
+    assert (reading.intent is None) != (reading.rejection is None)
+    stored = json.loads(reading.stored_body)
+    for secret in ("passphrase", "secret", "api_secret", "signalToken"):
+        if secret in data:
+            assert stored[secret] == "[redacted]"
