@@ -4,9 +4,11 @@ Decided on the message as read, never by a pattern over the raw text. A JSON bod
 (so an escaped key such as ``"pass\\u0070hrase"`` is ``passphrase``), every field at any depth
 whose key names a secret (``passphrase``, ``api_secret``, ``signalToken``, any spelling: see
 ``dialects.mapping.is_secret_key``) or that the message's dialect declares secret has its value
-replaced, and the body is written back compactly, keys and numbers as sent. A body without a
-secret is kept byte for byte. JSON that does not decode is read token by token: each quoted
-key is decoded and, when it names a secret, the value after its colon is replaced. A text body
+replaced where it stands, the rest of the body kept as sent (a secret that is an object or an
+array is replaced whole, and the body then written back compactly, keys and numbers as sent).
+A body without a secret is kept byte for byte. JSON that does not decode is read token by
+token: each quoted key is decoded and, when it names a secret, the value after its colon is
+replaced. A text body
 has the value of each ``key=value`` word with a secret key replaced, and each secret word its
 dialect named.
 """
@@ -62,7 +64,15 @@ def redact_json(text: str, secret_keys: Collection[str] = ()) -> str:
         return _redact_tokens(text, secret_keys)
     found = [False]
     written = _write(document, secret_keys, found, top=True)
-    return written if found[0] else text
+    if not found[0]:
+        return text
+    # Keep the body as sent, but for the secret values, when each of them is one token; a
+    # secret object or array is replaced whole in the compact rewrite.
+    return (
+        written
+        if _secret_container(document, secret_keys, top=True)
+        else _redact_tokens(text, secret_keys)
+    )
 
 
 def redact_text(text: str, secret_words: Collection[str] = ()) -> str:
@@ -90,6 +100,19 @@ def _may_hold_secret(text: str, secret_keys: Collection[str]) -> bool:
         return True
     folded = _NOT_ALNUM.sub("", text.lower())
     return any(word in folded for word in SECRET_WORDS)
+
+
+def _secret_container(value: Any, secret_keys: Collection[str], *, top: bool) -> bool:
+    if isinstance(value, _Object):
+        return any(
+            isinstance(item, _Object | list)
+            if _secret(key, secret_keys, top)
+            else _secret_container(item, secret_keys, top=False)
+            for key, item in value.pairs
+        )
+    if isinstance(value, list):
+        return any(_secret_container(item, secret_keys, top=False) for item in value)
+    return False
 
 
 def _secret(key: str, secret_keys: Collection[str], top: bool) -> bool:

@@ -40,7 +40,18 @@ def test_every_spelling_of_a_secret_is_redacted_and_the_rest_kept(secret_field: 
     assert "[redacted]" in body
     kept = json.loads(body)
     assert (kept["ticker"], kept["action"]) == ("AAPL", "buy")
-    assert '"quantity":1.50' in body  # numbers are written back as sent
+    assert '"quantity": 1.50' in body or '"quantity":1.50' in body  # numbers kept as sent
+
+
+def test_only_the_secret_value_changes():
+    body = '{"ticker": "AAPL",  "passphrase" : "hu\\"nter2", "action": "buy"}'
+    assert stored(body) == '{"ticker": "AAPL",  "passphrase" : "[redacted]", "action": "buy"}'
+
+
+def test_a_secret_object_is_replaced_whole():
+    body = '{"ticker": "AAPL", "action": "buy", "secret": {"a": ["hunter2", 1]}, "quantity": 2}'
+    expected = '{"ticker":"AAPL","action":"buy","secret":"[redacted]","quantity":2}'
+    assert stored(body) == expected
 
 
 def test_a_body_without_secrets_is_kept_byte_for_byte():
