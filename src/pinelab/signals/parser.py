@@ -122,6 +122,7 @@ _PRICES_NEEDED: Final[Mapping[OrderType, tuple[str, ...]]] = {
     OrderType.TRAILING_STOP: ("trail_percent",),
 }
 _EXIT_KINDS: Final = ("price", "percent", "amount")
+_HUNDRED: Final = Decimal(100)
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _PLACEHOLDER: Final = re.compile(r"\{\{[^{}\x00-\x1f]{1,60}\}\}")
 _TEXT_SEPARATORS: Final = re.compile(r"[\s,]+")
@@ -383,13 +384,20 @@ def _intent_from_mapping(
     action = reader.choice("action", _ACTIONS, required=True)
     order_type = reader.choice("order_type", _ORDER_TYPES) or OrderType.MARKET
     reader.require(_PRICES_NEEDED[order_type], f"when order_type is {order_type.value}")
+    quantity = reader.number("quantity")
+    quantity_type = reader.choice("quantity_type", _QUANTITY_TYPES) or QuantityType.FIXED
+    if quantity_type is QuantityType.PERCENT_OF_POSITION and quantity and quantity > _HUNDRED:
+        reader.fail(
+            reader.fields["quantity"][0],
+            f"must be at most 100 (percent of the position), got {quantity}",
+        )
     # "" and BUY stand in for a missing ticker or action: that is an error, raised below.
     intent = AlertIntent.of(
         {
             "ticker": ticker or "",
             "action": action or Action.BUY,
-            "quantity": reader.number("quantity"),
-            "quantity_type": reader.choice("quantity_type", _QUANTITY_TYPES) or QuantityType.FIXED,
+            "quantity": quantity,
+            "quantity_type": quantity_type,
             "price": reader.number("price"),
             "order_type": order_type,
             "limit_price": reader.number("limit_price"),

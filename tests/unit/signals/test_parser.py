@@ -878,3 +878,10 @@ def test_every_field_of_a_full_intent_survives_the_signal_record():
     record = json.loads(json.dumps(full.to_record()))  # the stdlib refuses anything not JSON
     assert "passphrase" not in record
     assert AlertIntent.from_record(record) == replace(full, passphrase=None)
+
+
+def test_a_percent_of_the_position_above_100_is_rejected():
+    error = rejection(with_base(quantity="150", quantity_type="percent_of_position"))
+    assert fields_of(error) == ["quantity"]
+    assert "at most 100" in error.message
+    assert parse(with_base(quantity="100", quantity_type="percent_of_position")).quantity == 100
