@@ -1,6 +1,15 @@
 """Turn a TradingView alert body into an AlertIntent, or reject it naming every bad field.
 
-The formats are those of ``shared/ALERTS.md``.
+The formats are those of ``shared/ALERTS.md`` and docs/alerts.md. ``read_alert`` never raises
+for bad input: it returns the intent or the refusal, and the body as it may be stored, with
+every secret the message holds redacted (``redaction.py``), decided on the message as read.
+
+Dialects. Before PineLab's own forms, a text body is offered to each of ``TEXT_DIALECTS`` and a
+JSON object to each of ``JSON_DIALECTS`` (``dialects/__init__.py``), in order; the first whose
+``claims`` is true translates it into the canonical fields below, which are then read by the
+same rules as a PineLab alert, and the intent records the dialect's name. A refusal, whether
+the dialect's own or the canonical reader's, names the service's field where the dialect says
+which it was (its ``sources``) and ends with "(read in the <service> format)".
 
 Which format. A body whose first non-space character is ``{`` or ``[`` (but not ``{{``) is
 JSON whatever its content type: TradingView sends ``text/plain`` for any message it does not
@@ -34,7 +43,8 @@ brackets are flattened:
 
 A second line, more than three leading words, a word without ``=`` after the first key=value,
 an unknown key or a repeated key is rejected: a typo in a text key must not silently turn a
-limit order into a market order. The text becomes the JSON mapping and is read by the same
+limit order into a market order. Every problem of a text alert is reported at once, followed by
+the expected form. The text becomes the JSON mapping and is read by the same
 rules, so both forms of one alert give equal intents; a bad bracket value is named as in JSON
 (``stop_loss.percent``).
 """
