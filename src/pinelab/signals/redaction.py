@@ -60,19 +60,16 @@ def redact_json(text: str, secret_keys: Collection[str] = ()) -> str:
         return text
     try:
         document = _DECODER.decode(text)
-    except (ValueError, RecursionError):
+        found = [False]
+        written = _write(document, secret_keys, found, top=True)
+        container = found[0] and _secret_container(document, secret_keys, top=True)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
         return _redact_tokens(text, secret_keys)
-    found = [False]
-    written = _write(document, secret_keys, found, top=True)
     if not found[0]:
         return text
     # Keep the body as sent, but for the secret values, when each of them is one token; a
     # secret object or array is replaced whole in the compact rewrite.
-    return (
-        written
-        if _secret_container(document, secret_keys, top=True)
-        else _redact_tokens(text, secret_keys)
-    )
+    return written if container else _redact_tokens(text, secret_keys)
 
 
 def redact_text(text: str, secret_words: Collection[str] = ()) -> str:

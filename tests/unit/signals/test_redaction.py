@@ -97,3 +97,13 @@ def test_a_body_that_is_not_utf8_has_its_secret_redacted():
     reading = read_alert(b'{"passphrase": "hunter2", "ticker": "\xff"}', None)
     assert reading.rejection is not None
     assert "hunter2" not in reading.stored_body
+
+
+@pytest.mark.parametrize("depth", [10, 500, 900, 5000])
+def test_deeply_nested_json_with_a_secret_is_redacted_never_crashing(depth: int):
+    arrays = '{"secret": "hunter2", "a": ' + "[" * depth + "]" * depth + "}"
+    objects = '{"a": ' + '{"b": ' * depth + "1" + "}" * depth + ', "passphrase": "hunter2"}'
+    for body in (arrays, objects):
+        reading = read_alert(body.encode(), "application/json")
+        assert reading.rejection is not None
+        assert "hunter2" not in reading.stored_body
