@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any, Final
 
 from pinelab.signals.dialects.mapping import SECRET_WORDS, is_secret_key
@@ -25,7 +25,7 @@ from pinelab.signals.dialects.mapping import SECRET_WORDS, is_secret_key
 REDACTED: Final = "[redacted]"
 _QUOTED_REDACTED: Final = json.dumps(REDACTED)
 _WORD: Final = re.compile(r"[^\s,]+")
-_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*+"', re.DOTALL)
 _BARE_VALUE: Final = re.compile(r"[^,}\]\s]*")
 _NOT_ALNUM: Final = re.compile(r"[\W_]+")
 
@@ -137,7 +137,7 @@ def _write(value: Any, secret_keys: Collection[str], found: list[bool], *, top: 
 def _redact_tokens(text: str, secret_keys: Collection[str]) -> str:
     pieces: list[str] = []
     position = 0
-    for match in _STRING.finditer(text):
+    for match in _strings(text):
         if match.start() < position:
             continue  # inside a value already replaced
         colon = _COLON.match(text, match.end())
@@ -150,9 +150,27 @@ def _redact_tokens(text: str, secret_keys: Collection[str]) -> str:
         if not isinstance(key, str) or not (is_secret_key(key) or key in secret_keys):
             continue
         start = colon.end()
-        value = _STRING.match(text, start) or _BARE_VALUE.match(text, start)
         pieces.append(text[position:start])
         pieces.append(_QUOTED_REDACTED)
-        position = value.end() if value is not None else start
+        position = _value_end(text, start)
     pieces.append(text[position:])
     return "".join(pieces)
+
+
+def _strings(text: str) -> Iterator[re.Match[str]]:
+    """Yield each quoted string in order, each character read once; an unterminated one ends."""
+    position = text.find('"')
+    while position >= 0:
+        match = _STRING.match(text, position)
+        if match is None:
+            return
+        yield match
+        position = text.find('"', match.end())
+
+
+def _value_end(text: str, start: int) -> int:
+    if text.startswith('"', start):
+        string = _STRING.match(text, start)
+        return len(text) if string is None else string.end()  # unterminated: all of the rest
+    bare = _BARE_VALUE.match(text, start)
+    return start if bare is None else bare.end()

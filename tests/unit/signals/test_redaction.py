@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -107,3 +108,15 @@ def test_deeply_nested_json_with_a_secret_is_redacted_never_crashing(depth: int)
         reading = read_alert(body.encode(), "application/json")
         assert reading.rejection is not None
         assert "hunter2" not in reading.stored_body
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['"secret"' + '\\"' * 30_000, '{"secret":' + '"\\"' * 21_000, '{"a": "' + '\\"' * 30_000],
+    ids=["escaped-quotes", "open-strings", "unterminated"],
+)
+def test_broken_json_of_the_body_limit_is_read_in_linear_time(body: str):
+    # Reading every quote as the start of a string made these take ~20 s (quadratic).
+    started = time.perf_counter()
+    read_alert(body.encode(), "application/json")
+    assert time.perf_counter() - started < 2
