@@ -196,3 +196,20 @@ async def test_a_bad_text_alert_lists_every_problem_and_the_expected_form(
     details = response.json()["details"]
     assert [d["field"] for d in details] == ["limt_price", "action", "quantity", "body"]
     assert "ACTION TICKER [QUANTITY]" in details[-1]["message"]
+
+
+async def test_deep_or_broken_json_holding_a_secret_is_a_422_and_stored_redacted(
+    app: FastAPI, client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    deep = '{"secret": "hunter2", "a": ' + "[" * 600 + "]" * 600 + "}"
+    broken = '{"ticker": "AAPL", "pass\\u0070hrase": "hunter2", "action": '
+    for body in (deep, broken):
+        response = await client.post(
+            f"/webhooks/{seeded.token}",
+            content=body.encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        signal = await settled_signal(_db(app), response.json()["signal_id"])
+        assert signal.status == "rejected"
+        assert "hunter2" not in signal.raw_body
