@@ -250,3 +250,11 @@ def test_cancel_add_and_exit_are_read(action: Action):
 def test_a_sell_without_quantity_stays_without_quantity_for_the_exit_rule():
     intent = parse({"ticker": "AAPL", "action": "sell"})
     assert (intent.action, intent.quantity, intent.dialect) == (Action.SELL, None, None)
+
+
+def test_a_pinelab_field_mixed_in_is_read_not_dropped():
+    message = {"ticker": "SQ", "action": "buy", "sentiment": "bullish", "order_type": "limit"}
+    intent = parse({**message, "limit_price": 50})
+    assert (intent.order_type, intent.limit_price) == (OrderType.LIMIT, D(50))
+    error = refusal({**message, "limit_price": 50, "limitPrice": 51})
+    assert "limitPrice" in [d.field for d in error.details]

@@ -74,6 +74,10 @@ _STOP_LOSS: Final = (
 _OWN_QUANTITY_TYPES: Final = frozenset({"fixed_quantity", "dollar_amount", "risk_dollar_amount"})
 _OWN_STOP_KEYS: Final = frozenset({"stopPrice", "trailPercent", "trailAmount"})
 _OWN_KEYS: Final = frozenset({"trailAmount", "extendedHours", *OPTION_FIELDS})
+_HANDLED: Final = frozenset(
+    {source for source, _ in _COPIED}
+    | {"sentiment", "quantityType", "takeProfit", "stopLoss", *_OWN_KEYS}
+)
 _NO_TRAIL_AMOUNT: Final = "a trailing stop by a money amount is not supported; send trailPercent"
 
 
@@ -108,7 +112,9 @@ class TradersPost:
     def translate(self, data: Mapping[str, Any]) -> Translation:
         """Return the canonical fields of a TradersPost signal, or refuse what it cannot do."""
         problems = Problems(NAME)
-        fields: dict[str, Any] = {}
+        # Fields TradersPost does not define go on as sent, so that a PineLab field mixed in
+        # (`position_size`, `order_type`) is read, not dropped.
+        fields: dict[str, Any] = {k: v for k, v in data.items() if k not in _HANDLED}
         for source, target in _COPIED:
             if data.get(source) is not None:
                 if target in fields:
