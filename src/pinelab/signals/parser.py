@@ -222,12 +222,15 @@ def _intent_from_translation(
     try:
         return _intent_from_mapping(translation.fields, dialect=translation.dialect)
     except AlertRejected as rejection:
-        raise _as_read_by(dialect, rejection) from None
+        raise _as_read_by(dialect, rejection, canonical=True) from None
 
 
-def _as_read_by(dialect: JsonDialect | TextDialect, rejection: AlertRejected) -> AlertRejected:
-    """Name the dialect in each problem, and the service's own field where it differs."""
-    sources: Mapping[str, str] = getattr(dialect, "sources", {})
+def _as_read_by(
+    dialect: JsonDialect | TextDialect, rejection: AlertRejected, *, canonical: bool = False
+) -> AlertRejected:
+    """Name the dialect in each problem, and, for problems found in the canonical fields it
+    translated to, the service's own field where it differs."""
+    sources: Mapping[str, str] = getattr(dialect, "sources", {}) if canonical else {}
     details = []
     for detail in rejection.details:
         head, dot, rest = detail.field.partition(".")

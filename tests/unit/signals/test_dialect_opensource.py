@@ -97,3 +97,8 @@ def test_the_tradingview_binance_bot_message_is_read():
         Sentiment.LONG,
         "abcdefg",
     )
+
+
+def test_a_pinelab_field_the_bot_json_does_not_read_is_refused_not_dropped():
+    error = refusal({"symbol": "BTCUSDT", "side": "buy", "qty": 1, "quantity_type": "notional"})
+    assert [d.field for d in error.details] == ["quantity_type"]

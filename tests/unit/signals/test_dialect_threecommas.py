@@ -155,3 +155,9 @@ def test_several_take_profit_steps_are_refused():
         {**EXIT_LONG, "action": "enter_long", "take_profit": {"enabled": True, "steps": steps}}
     )
     assert "take_profit.steps" in [d.field for d in error.details]
+
+
+def test_a_pinelab_field_added_to_a_3commas_message_is_refused_not_dropped():
+    error = refusal({**EXIT_LONG, "quantity": 5, "sentiment": "long"})
+    assert [d.field for d in error.details] == ["quantity", "sentiment"]
+    assert "PineLab's own form" in error.message

@@ -73,6 +73,7 @@ class Altrady:
                 "leverage", "PineLab does not set leverage; set it on the exchange account"
             )
         problems.refuse_present(data, BLOCKS, "send take_profit or stop_loss in PineLab's form")
+        problems.refuse_foreign(data, ("action", *BLOCKS))
         problems.raise_any()
         return Translation(dialect=NAME, fields=fields, secrets=secrets_in(data, SECRETS))
 

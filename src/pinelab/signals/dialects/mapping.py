@@ -77,10 +77,34 @@ class Problems:
             if data.get(name) not in (None, False, "", [], {}):
                 self.unsupported(name, reason)
 
+    def refuse_foreign(self, data: Mapping[str, Any], read: Iterable[str]) -> None:
+        """Record each PineLab field that would set side, size or price and the dialect ignores.
+
+        A trader adding `quantity` to a 3Commas message must not see it silently dropped.
+        """
+        for name in sorted(PINELAB_TRADE_FIELDS & data.keys() - set(read)):
+            self.add(
+                name,
+                f"is a field of PineLab's own form, which a {self.dialect} message does not "
+                "read; send it in the service's form, or the whole alert in PineLab's",
+                "unsupported",
+            )
+
     def raise_any(self) -> None:
         """Refuse the message if anything was recorded."""
         if self.details:
             raise AlertRejected(self.details)
+
+
+# PineLab's fields (and their camelCase spellings) that set the side, the size or a price.
+PINELAB_TRADE_FIELDS: Final = frozenset(
+    {
+        "ticker", "action", "quantity", "quantity_type", "quantityType", "price", "signalPrice",
+        "order_type", "orderType", "limit_price", "limitPrice", "stop_price", "stopPrice",
+        "trail_percent", "trailPercent", "take_profit", "takeProfit", "stop_loss", "stopLoss",
+        "sentiment", "position_size", "positionSize",
+    }
+)  # fmt: skip
 
 
 def put(fields: dict[str, Any], name: str, value: Any) -> None:

@@ -84,6 +84,7 @@ class Okx:
                 "a limit priced by orderPriceOffset needs the "
                 "order book, which PineLab does not read; use market",
             )
+        problems.refuse_foreign(data, ("action", "orderType"))
         problems.raise_any()
         return Translation(dialect=NAME, fields=fields, secrets=secrets_in(data, SECRETS))
 

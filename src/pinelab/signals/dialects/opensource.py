@@ -40,6 +40,10 @@ _SIZES: Final = ("qty", "quantity", "size", "amount")
 _TYPES: Final = ("type", "order_type", "orderType")
 _STOPS: Final = ("stop_loss", "sl", "stopLoss")
 _TARGETS: Final = ("take_profit", "tp", "takeProfit")
+_FLAT_READS: Final = (
+    "quantity", "price", "order_type", "orderType", "limit_price", "stop_price",
+    "stop_loss", "stopLoss", "take_profit", "takeProfit",
+)  # fmt: skip
 _STRATEGY: Final = (
     ("order_action", "action"),
     ("order_contracts", "quantity"),
@@ -75,8 +79,10 @@ class OpenSourceBot:
         strategy = data.get("strategy")
         if isinstance(strategy, dict) and "order_action" in strategy:
             fields = _nested(data, strategy)
+            problems.refuse_foreign(data, ("ticker",))
         else:
             fields = _flat(data, problems)
+            problems.refuse_foreign(data, _FLAT_READS)
         put(fields, "time", data.get("time"))
         put(fields, "passphrase", data.get("passphrase"))
         if data.get("leverage") not in (None, 1, "1"):

@@ -74,6 +74,7 @@ class ThreeCommas:
         _order(data.get("order"), fields, problems)
         put(fields, "take_profit", _take_profit(data.get("take_profit"), problems))
         put(fields, "stop_loss", _stop_loss(data.get("stop_loss"), problems))
+        problems.refuse_foreign(data, ("action", "take_profit", "stop_loss"))
         problems.raise_any()
         return Translation(dialect=NAME, fields=fields, secrets=secrets_in(data, SECRETS))
 

@@ -75,6 +75,7 @@ class WunderTrading:
         put(fields, "id", data.get("id"))
         put(fields, "time", data.get("time"))
         put(fields, "passphrase", data.get("passphrase"))
+        problems.refuse_foreign(data, ("orderType", "stopLoss"))
         problems.raise_any()
         return Translation(dialect=NAME, fields=fields, secrets=secrets_in(data, SECRETS))
 
