@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,21 +18,9 @@ from pinelab.ops.metrics import Metrics
 from pinelab.ops.ratelimit import RateLimiter
 from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
-from pinelab.signals.parser import parse_alert
+from pinelab.signals.parser import AlertReading, read_alert
 from pinelab.signals.writer import ACCEPTED, REJECTED, PendingSignal, SignalWriter
 from pinelab.strategies.tokens import StrategySnapshot, TokenDirectory, passphrase_matches
-
-_JSON_PASSPHRASE = re.compile(r'("passphrase"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)', re.IGNORECASE)
-_TEXT_PASSPHRASE = re.compile(r"(passphrase\s*=\s*)[^\s,]+", re.IGNORECASE)
-REDACTED = "[redacted]"
-
-
-def redact_passphrase(raw: str) -> str:
-    """Replace a passphrase in a stored alert body, JSON or text, by a marker."""
-    if "passphrase" not in raw.lower():
-        return raw
-    raw = _JSON_PASSPHRASE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', raw)
-    return _TEXT_PASSPHRASE.sub(lambda m: f"{m.group(1)}{REDACTED}", raw)
 
 
 class UnknownWebhook(ResourceNotFoundError):
@@ -97,11 +84,11 @@ class Ingestor:
         retry_after = self.strategy_limiter.hit(str(strategy.id))
         if retry_after is not None:
             raise RateLimitExceeded("Too many alerts for this strategy", retry_after=retry_after)
-        values = _signal_values(strategy, body, content_type, source_ip)
+        # Read once: the stored body loses the secrets the message holds, whatever its form.
+        reading = read_alert(body, content_type)
+        values = _signal_values(strategy, reading.stored_body, content_type, source_ip)
         try:
-            intent = _accept(
-                strategy, body, content_type, truncated=truncated, secret_key=self.secret_key
-            )
+            intent = _accept(strategy, reading, truncated=truncated, secret_key=self.secret_key)
         except (AlertRejected, AuthenticationError, ConflictError) as error:
             values.update(status=REJECTED, reason=error.message)
             signal_id, _ = await self.writer.write(PendingSignal(values))
@@ -125,16 +112,11 @@ class Ingestor:
 
 
 def _accept(
-    strategy: StrategySnapshot,
-    body: bytes,
-    content_type: str | None,
-    *,
-    truncated: bool,
-    secret_key: str,
+    strategy: StrategySnapshot, reading: AlertReading, *, truncated: bool, secret_key: str
 ) -> AlertIntent:
     if truncated:
         raise AlertTooLarge([ErrorDetail("body", "is larger than the webhook body limit")])
-    intent = parse_alert(body, content_type)
+    intent = reading.accepted()
     if strategy.passphrase_hash is not None and not passphrase_matches(
         intent.passphrase, strategy.passphrase_hash, key=secret_key
     ):
@@ -145,10 +127,10 @@ def _accept(
 
 
 def _signal_values(
-    strategy: StrategySnapshot, body: bytes, content_type: str | None, source_ip: str | None
+    strategy: StrategySnapshot, stored_body: str, content_type: str | None, source_ip: str | None
 ) -> dict[str, Any]:
     # NUL cannot be stored in a PostgreSQL text column; keep the rest of the body verbatim.
-    raw = redact_passphrase(body.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
+    raw = stored_body.replace("\x00", "\ufffd")
     return {
         "user_id": strategy.user_id,
         "strategy_id": strategy.id,

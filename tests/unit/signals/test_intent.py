@@ -31,6 +31,7 @@ def _values() -> dict[str, Any]:
         "alert_id": "a-1",
         "alert_time": "2026-01-02T15:30:00Z",
         "passphrase": "secret words",
+        "dialect": "TradersPost",
     }
 
 

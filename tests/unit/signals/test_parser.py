@@ -499,7 +499,7 @@ def test_sentiment_values_are_read(kind: Sentiment):
 
 
 def test_unknown_sentiment_is_rejected():
-    assert fields_of(rejection(with_base(sentiment="bullish"))) == ["sentiment"]
+    assert fields_of(rejection(with_base(sentiment="upward"))) == ["sentiment"]
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "2.5", -1, 0])
@@ -872,8 +872,16 @@ def test_every_field_of_a_full_intent_survives_the_signal_record():
         alert_id="a",
         alert_time="t",
         passphrase="secret",
+        dialect="TradersPost",
     )
     assert all(getattr(full, f.name) is not None for f in fields(AlertIntent))
     record = json.loads(json.dumps(full.to_record()))  # the stdlib refuses anything not JSON
     assert "passphrase" not in record
     assert AlertIntent.from_record(record) == replace(full, passphrase=None)
+
+
+def test_a_percent_of_the_position_above_100_is_rejected():
+    error = rejection(with_base(quantity="150", quantity_type="percent_of_position"))
+    assert fields_of(error) == ["quantity"]
+    assert "at most 100" in error.message
+    assert parse(with_base(quantity="100", quantity_type="percent_of_position")).quantity == 100

@@ -138,7 +138,10 @@ def alerts(draw: st.DrawFn) -> tuple[dict[str, Any], AlertIntent]:
         spec[name] = draw(positive)
     optional = {
         "quantity": positive,
-        "quantity_type": st.sampled_from([kind.value for kind in QuantityType]),
+        # percent_of_position is bounded by 100, which the drawn quantities are not
+        "quantity_type": st.sampled_from(
+            [kind.value for kind in QuantityType if kind is not QuantityType.PERCENT_OF_POSITION]
+        ),
         "price": positive,
         "time_in_force": st.sampled_from([kind.value for kind in TimeInForce]),
         "sentiment": st.sampled_from([kind.value for kind in Sentiment]),
