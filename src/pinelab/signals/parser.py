@@ -52,6 +52,7 @@ import orjson
 
 from pinelab.brokers.base import OrderType, TimeInForce
 from pinelab.errors import ErrorDetail
+from pinelab.signals.dialects import TEXT_DIALECTS
 from pinelab.signals.exceptions import AlertRejected
 from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
 
@@ -133,8 +134,16 @@ def parse_alert(body: bytes, content_type: str | None) -> AlertIntent:
         try:
             data = _load_json(text)
         except AlertRejected:
-            return _intent_from_mapping(_mapping_from_text(text))
+            return _text_intent(text)
         return _intent_from_mapping(_json_object(data))
+    return _text_intent(text)
+
+
+def _text_intent(text: str) -> AlertIntent:
+    # A dialect of another service (signals/dialects) reads the text if it claims it.
+    for dialect in TEXT_DIALECTS:
+        if dialect.claims(text):
+            return _intent_from_mapping(dialect.translate(text).fields)
     return _intent_from_mapping(_mapping_from_text(text))
 
 
