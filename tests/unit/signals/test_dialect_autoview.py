@@ -93,6 +93,8 @@ def test_a_market_order_is_read_by_the_pinelab_rules():
         ("s=BTCUSDT c=trade", "c", "order or position"),
         ("s=BTCUSDT b=buy b=sell q=1 t=market", "b", "given twice"),
         ("s=BTCUSDT b=buy q=0 t=market", "q", "greater than 0"),
+        ("s=BTCUSDT q=1 t=market", "b", "is required"),
+        ("s=BTCUSDT b=buy q=1 t=market now", "body", "expected key=value words, got 'now'"),
     ],
 )
 def test_what_is_missing_or_cannot_be_honoured_is_named(text, field, reason):

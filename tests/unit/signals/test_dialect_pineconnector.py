@@ -181,9 +181,11 @@ def test_every_problem_is_listed_at_once_with_the_expected_form():
         (",buy,EURUSD,risk=1", "license_id", "is empty"),
         ("LicenseID,buy,EURUSD,1", "body", "expected key=value"),
         ("LicenseID,buy,EURUSD,risk=1,risk=2", "risk", "given twice"),
+        ("60123456789,bye,EURUSD,risk=1", "command", "'bye' is not a PineConnector command"),
     ],
 )
 def test_a_broken_message_names_what_is_missing_or_wrong(text, field, reason):
+    assert DIALECT.claims(text)
     assert reason in problems(text)[field]
 
 

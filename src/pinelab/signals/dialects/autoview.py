@@ -54,7 +54,7 @@ _REFUSED: Final[dict[str, str]] = {
     "close": "cancels the other limit orders of the side, which PineLab does not do",
     "eh": "trades in extended hours, which PineLab does not choose",
 }
-_CLAIMING: Final = frozenset({"b", "c"})
+_CLAIMING: Final = frozenset({"b", "c", "e", "q", "s", "t"})
 
 
 class Autoview:
@@ -63,8 +63,12 @@ class Autoview:
     name = NAME
 
     def claims(self, text: str) -> bool:
-        """Whether the text is key=value words, one of them Autoview's b= or c=."""
-        words = text.split()
+        """Whether the text starts with a key=value word and has a key of Autoview's own.
+
+        PineLab's plain-text form starts with an action word, so such a message is never one:
+        claiming it lets the refusal name what Autoview needs.
+        """
+        words = text.replace("|", " ").split()
         if not words or "=" not in words[0]:
             return False
         return any(word.partition("=")[0].lower() in _CLAIMING for word in words)

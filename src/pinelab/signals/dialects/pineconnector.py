@@ -18,6 +18,7 @@ the reason, never ignored.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Final
 
@@ -77,6 +78,7 @@ _REFUSED_PARAMETERS: Final[dict[str, str]] = {
     "filter, so it would trade when PineConnector would not",
 }
 _PRICE_READING: Final = "PineLab reads sl=, tp= and price= as prices (the EA's Target Type Price)"
+_LICENSE_ID: Final = re.compile(r"\d{6,}")  # "a long value that usually starts with a 6 or 7"
 _CANONICAL_ACTIONS: Final = frozenset({"buy", "sell", "exit", "cancel", "add", "long", "short"})
 
 
@@ -86,11 +88,14 @@ class PineConnector:
     name = NAME
 
     def claims(self, text: str) -> bool:
-        """Whether the second comma-separated field is a PineConnector command."""
+        """Whether the second comma-separated field is a PineConnector command, or the first
+        a license id (a long number) even if the command is misspelt."""
         fields = _split(text, limit=3)
         if len(fields) < 2:
             return False
         first = fields[0].strip()
+        if _LICENSE_ID.fullmatch(first):
+            return True
         return (
             fields[1].strip().lower() in COMMANDS
             and "=" not in first
