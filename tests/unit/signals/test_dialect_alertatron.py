@@ -101,8 +101,12 @@ def test_position_is_a_target_and_zero_closes(position, expected):
     assert fields == {"ticker": "XBTUSD", "order_type": "market", **expected}
 
 
-def test_cancel_all_cancels_the_strategys_orders_in_the_ticker():
-    intent = parse_alert(b"MyKeys(XBTUSD) { cancel(which=all); }", "text/plain")
+@pytest.mark.parametrize(
+    "text",
+    ["MyKeys(XBTUSD) { cancel(which=all); }", "MyKeys(XBTUSD) {\n  cancel(which=all);\n}\n#bot"],
+)
+def test_cancel_all_cancels_the_strategys_orders_in_the_ticker(text):
+    intent = parse_alert(text.encode(), "text/plain")
     assert (intent.ticker, intent.action) == ("XBTUSD", Action.CANCEL)
 
 
