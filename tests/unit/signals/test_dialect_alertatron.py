@@ -9,7 +9,7 @@ import pytest
 
 from pinelab.brokers.base import OrderType
 from pinelab.signals.dialects import TEXT_DIALECTS
-from pinelab.signals.dialects.alertatron import DIALECT
+from pinelab.signals.dialects.alertatron import ALERTATRON as DIALECT
 from pinelab.signals.dialects.problems import DialectRejected
 from pinelab.signals.intent import Action, QuantityType, Sentiment
 from pinelab.signals.parser import parse_alert

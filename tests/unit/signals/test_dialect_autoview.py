@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from pinelab.signals.dialects import TEXT_DIALECTS
-from pinelab.signals.dialects.autoview import DIALECT
+from pinelab.signals.dialects.autoview import AUTOVIEW as DIALECT
 from pinelab.signals.dialects.problems import DialectRejected
 from pinelab.signals.intent import Action, QuantityType
 from pinelab.signals.parser import parse_alert

@@ -8,7 +8,7 @@ import pytest
 
 from pinelab.brokers.base import OrderType
 from pinelab.signals.dialects import TEXT_DIALECTS
-from pinelab.signals.dialects.pineconnector import DIALECT
+from pinelab.signals.dialects.pineconnector import PINECONNECTOR as DIALECT
 from pinelab.signals.dialects.problems import DialectRejected
 from pinelab.signals.intent import Action, ExitTarget
 from pinelab.signals.parser import parse_alert

@@ -17,6 +17,7 @@ which PineLab does not have when the alert arrives. Amounts in percent of the ba
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -52,9 +53,18 @@ _BOOLEANS: Final = {"true": True, "1": True, "false": False, "0": False}
 
 
 class Alertatron:
-    """The Alertatron dialect (a module-level instance, DIALECT, is what the parser uses)."""
+    """The Alertatron dialect (the parser uses the instance ALERTATRON)."""
 
     name = NAME
+    # the canonical fields a rejection names, as this service calls them
+    sources: Final[Mapping[str, str]] = {
+        "ticker": "symbol",
+        "action": "side",
+        "quantity": "amount",
+        "position_size": "position",
+        "limit_price": "offset",
+        "stop_price": "offset",
+    }
 
     def claims(self, text: str) -> bool:
         """Whether the text holds a ``KeyName(SYMBOL) {`` block."""
@@ -286,4 +296,4 @@ def _refuse_unknown(
         problems.add(written, f"{written}= is not an argument of {name}() that PineLab knows")
 
 
-DIALECT: Final = Alertatron()
+ALERTATRON: Final = Alertatron()

@@ -19,6 +19,7 @@ that would change the side, size or price and that PineLab cannot honour.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pinelab.signals.dialects.base import Translation
@@ -58,9 +59,17 @@ _CLAIMING: Final = frozenset({"b", "c", "e", "q", "s", "t"})
 
 
 class Autoview:
-    """The Autoview dialect (a module-level instance, DIALECT, is what the parser uses)."""
+    """The Autoview dialect (the parser uses the instance AUTOVIEW)."""
 
     name = NAME
+    # the canonical fields a rejection names, as this service calls them
+    sources: Final[Mapping[str, str]] = {
+        "ticker": "s",
+        "action": "b",
+        "quantity": "q",
+        "quantity_type": "q",
+        "order_type": "t",
+    }
 
     def claims(self, text: str) -> bool:
         """Whether the text starts with a key=value word and has a key of Autoview's own.
@@ -213,4 +222,4 @@ def _quantity(
     fields["quantity_type"] = "percent_of_equity"
 
 
-DIALECT: Final = Autoview()
+AUTOVIEW: Final = Autoview()

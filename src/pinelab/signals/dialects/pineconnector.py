@@ -19,6 +19,7 @@ the reason, never ignored.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -83,9 +84,19 @@ _CANONICAL_ACTIONS: Final = frozenset({"buy", "sell", "exit", "cancel", "add", "
 
 
 class PineConnector:
-    """The PineConnector dialect (a module-level instance, DIALECT, is what the parser uses)."""
+    """The PineConnector dialect (the parser uses the instance PINECONNECTOR)."""
 
     name = NAME
+    # the canonical fields a rejection names, as this service calls them
+    sources: Final[Mapping[str, str]] = {
+        "ticker": "symbol",
+        "quantity": "risk",
+        "position_size": "risk",
+        "limit_price": "price",
+        "stop_price": "price",
+        "stop_loss": "sl",
+        "take_profit": "tp",
+    }
 
     def claims(self, text: str) -> bool:
         """Whether the second comma-separated field is a PineConnector command, or the first
@@ -251,4 +262,4 @@ def _check_sides(
             problems.add(field, f"{message}; {_PRICE_READING}")
 
 
-DIALECT: Final = PineConnector()
+PINECONNECTOR: Final = PineConnector()
