@@ -117,6 +117,13 @@ def test_a_refusal_keeps_the_license_id_secret_and_never_shows_it():
     assert all("60123456789" not in detail.message for detail in error.details)
 
 
+def test_one_message_per_alert_and_every_line_s_license_id_is_secret():
+    error = refusal("60123456789,buy,EURUSD,risk=1\n70123456789,sell,EURUSD,risk=1")
+    assert error.secrets == frozenset({"60123456789", "70123456789"})
+    assert "has 2 lines" in error.details[0].message
+    assert "70123456789" not in str(error)
+
+
 def test_a_comment_may_hold_a_comma_and_is_not_traded_on():
     text = 'LicenseID,buy,EURUSD,risk=1,comment="strategy 1, long"'
     assert DIALECT.translate(text).fields == {

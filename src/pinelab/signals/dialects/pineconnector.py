@@ -116,7 +116,11 @@ class PineConnector:
     def translate(self, text: str) -> Translation:
         """Return the canonical fields, or DialectRejected naming every problem."""
         problems = Problems(NAME, FORM)
-        fields = [field.strip() for field in _split(text)]
+        lines = [line for line in text.splitlines() if line.strip()] or [""]
+        if len(lines) > 1:
+            problems.secrets.update(filter(None, (_split(line)[0].strip() for line in lines)))
+            problems.add("body", f"has {len(lines)} lines; PineLab takes one message per alert")
+        fields = [field.strip() for field in _split(lines[0])]
         fields += [""] * (3 - len(fields))
         license_id, command = fields[0], fields[1].lower()
         if license_id:
@@ -170,7 +174,7 @@ def _options(words: list[str], problems: Problems) -> dict[str, str]:
 def _translate(
     command: str, symbol: str, options: dict[str, str], problems: Problems
 ) -> dict[str, Any]:
-    for key in options.keys() & _REFUSED_PARAMETERS.keys():
+    for key in sorted(options.keys() & _REFUSED_PARAMETERS.keys()):
         problems.unsupported(key, f"{key}= {_REFUSED_PARAMETERS[key]}")
     unknown = options.keys() - _REFUSED_PARAMETERS.keys() - {"risk", "sl", "tp", "price", "comment"}
     for key in sorted(unknown):
