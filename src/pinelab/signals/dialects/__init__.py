@@ -9,10 +9,13 @@ A dialect module must not import `signals.parser`, which imports this list.
 
 from __future__ import annotations
 
+from pinelab.signals.dialects.alertatron import ALERTATRON
 from pinelab.signals.dialects.altrady import ALTRADY
+from pinelab.signals.dialects.autoview import AUTOVIEW
 from pinelab.signals.dialects.base import JsonDialect, TextDialect
 from pinelab.signals.dialects.okx import OKX
 from pinelab.signals.dialects.opensource import OPEN_SOURCE_BOT
+from pinelab.signals.dialects.pineconnector import PINECONNECTOR
 from pinelab.signals.dialects.threecommas import THREE_COMMAS
 from pinelab.signals.dialects.traderspost import TRADERSPOST
 from pinelab.signals.dialects.wundertrading import WUNDERTRADING
@@ -25,4 +28,10 @@ JSON_DIALECTS: tuple[JsonDialect, ...] = (
     OPEN_SOURCE_BOT,
     TRADERSPOST,
 )
-TEXT_DIALECTS: tuple[TextDialect, ...] = ()
+# Each text dialect claims by syntax no other uses (PineConnector's second field is one of its
+# commands, Alertatron's block is KeyName(SYMBOL) {, Autoview's words are key=value).
+TEXT_DIALECTS: tuple[TextDialect, ...] = (
+    PINECONNECTOR,
+    ALERTATRON,
+    AUTOVIEW,
+)
