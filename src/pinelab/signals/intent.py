@@ -67,6 +67,9 @@ class AlertIntent:
     position_size: Decimal | None = None
     alert_id: str | None = None
     alert_time: str | None = None
+    # The sender's explicit key: the same strategy and key twice is a duplicate. `id` and
+    # `time` are never keys: Pine's order id and a time to the second repeat between alerts.
+    idempotency_key: str | None = None
     passphrase: str | None = None
 
     @classmethod
@@ -74,7 +77,7 @@ class AlertIntent:
         """Build an intent from a value for every field, as the parser does for every alert.
 
         The same object as `AlertIntent(**values)`, built without the frozen dataclass's
-        `__init__`, which sets each of the 17 fields through `object.__setattr__` (measured at
+        `__init__`, which sets each of the 18 fields through `object.__setattr__` (measured at
         a sixth of the parser's time).
         """
         if values.keys() != _FIELD_NAMES:
@@ -84,13 +87,6 @@ class AlertIntent:
         intent = object.__new__(cls)
         intent.__dict__.update(values)
         return intent
-
-    @property
-    def idempotency_key(self) -> str | None:
-        """Return the key that makes a repeat of this alert a duplicate, if it has one."""
-        if self.alert_id is None and self.alert_time is None:
-            return None
-        return f"{self.alert_id or ''}|{self.alert_time or ''}"
 
     def to_record(self) -> dict[str, Any]:
         """Return a JSON-ready dict for the signal log, without the passphrase."""

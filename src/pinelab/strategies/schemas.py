@@ -22,7 +22,7 @@ from pydantic import (
 
 from pinelab.api.schemas import StrictBody
 from pinelab.signals.intent import QuantityType
-from pinelab.strategies.models import Strategy
+from pinelab.strategies.models import DEFAULT_DUPLICATE_WINDOW_SECONDS, Strategy
 
 MAX_ID = 2**63 - 1
 MAX_BROKER_ACCOUNTS = 20
@@ -88,7 +88,11 @@ class StrategyCreate(StrictBody):
     broker_account_ids: BrokerAccountIds
     sizing: SizingRule
     enabled: bool = True
-    duplicate_window_seconds: DuplicateWindow = 0
+    duplicate_window_seconds: DuplicateWindow = Field(
+        DEFAULT_DUPLICATE_WINDOW_SECONDS,
+        description="An unkeyed alert whose identical body arrived this many seconds before "
+        "is a duplicate (0: none is); an alert with an idempotency_key is deduped by the key",
+    )
     passphrase: Passphrase | None = Field(None, description="Write-only second secret")
     allowed_symbols: AllowedSymbols | None = None
     max_position_quantity: Amount | None = None
