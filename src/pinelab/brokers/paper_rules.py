@@ -8,7 +8,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderType, StopLoss
-from pinelab.brokers.exceptions import InvalidOrder, UnknownSymbol
+from pinelab.brokers.exceptions import InvalidOrder
+from pinelab.brokers.symbols import paper_symbol
 from pinelab.clock import now
 
 PRICE_STEP = Decimal("1e-8")
@@ -35,11 +36,8 @@ class WorkingOrder(Protocol):
 
 
 def normalise_symbol(ticker: str) -> str:
-    """Strip an exchange prefix and spaces and upper-case a ticker; raise UnknownSymbol if empty."""
-    symbol = ticker.strip().rsplit(":", 1)[-1].strip().upper()
-    if not symbol:
-        raise UnknownSymbol(f"no symbol in ticker {ticker!r}")
-    return symbol
+    """Return the paper symbol of a ticker: its canonical form (brokers/symbols.py)."""
+    return paper_symbol(ticker)
 
 
 def quantize_price(value: Decimal) -> Decimal:

@@ -51,13 +51,13 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from pinelab.brokers.base import OrderType, TimeInForce
+from pinelab.brokers.symbols import MAX_TICKER_LENGTH, canonical_ticker, ticker_problem
 from pinelab.errors import ErrorDetail
 from pinelab.signals.exceptions import AlertRejected
 from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
 
 EnumT = TypeVar("EnumT", bound=StrEnum)
 
-MAX_TICKER_LENGTH: Final = 64
 MAX_ID_LENGTH: Final = 120  # id and time each (stored in the intent, never a key)
 MAX_KEY_LENGTH: Final = 255  # the idempotency key column
 MAX_PASSPHRASE_LENGTH: Final = 256
@@ -318,15 +318,18 @@ class _Reader:
                 self.fail(self.prefix + name, f"is required {condition}", "missing")
 
     def ticker(self) -> str | None:
-        """Return the ticker, trimmed; it is required and not empty."""
+        """Return the ticker in its canonical form (brokers/symbols.py); required, by grammar."""
         if "ticker" not in self.fields:
             self.fail("ticker", "is required", "missing")
             return None
         ticker = self.text("ticker", limit=MAX_TICKER_LENGTH)
-        if ticker == "":
-            self.fail(self.fields["ticker"][0], "must not be empty")
+        if ticker is None:
             return None
-        return ticker
+        problem = ticker_problem(ticker)
+        if problem is not None:
+            self.fail(self.fields["ticker"][0], problem)
+            return None
+        return canonical_ticker(ticker)
 
     def choice(
         self, name: str, options: Mapping[str, EnumT], *, required: bool = False
