@@ -88,6 +88,16 @@ class AlertIntent:
         intent.__dict__.update(values)
         return intent
 
+    @property
+    def order_price(self) -> Decimal | None:
+        """The price the order trades at, as sizing and venue limits read it: a limit (or stop
+        limit) order's limit price, a stop order's stop price, else the alert's price."""
+        if self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            return self.limit_price
+        if self.order_type is OrderType.STOP:
+            return self.stop_price
+        return self.price
+
     def to_record(self) -> dict[str, Any]:
         """Return a JSON-ready dict for the signal log, without the passphrase."""
         # A copy of the fields converted by kind, not dataclasses.asdict (which deep-copies and

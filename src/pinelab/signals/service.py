@@ -17,6 +17,7 @@ from pinelab.errors import (
 )
 from pinelab.ops.metrics import Metrics
 from pinelab.ops.ratelimit import RateLimiter
+from pinelab.signals.admission import Admission
 from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
 from pinelab.signals.parser import parse_alert
@@ -72,6 +73,7 @@ class Ingestor:
     job_kind: str  # the job an accepted alert is stored with (the root's execute_signal)
     max_attempts: int = 5
     metrics: Metrics = field(default_factory=Metrics)
+    admission: Admission | None = None  # what the bound venues cannot take (signals/admission)
 
     async def ingest(
         self,
@@ -100,6 +102,8 @@ class Ingestor:
             intent = _accept(
                 strategy, body, content_type, truncated=truncated, secret_key=self.secret_key
             )
+            if self.admission is not None:
+                await self.admission.check(strategy, intent)
         except (AlertRejected, AuthenticationError, ConflictError) as error:
             values.update(status=REJECTED, reason=error.message)
             signal_id, _ = await self.writer.write(PendingSignal(values))

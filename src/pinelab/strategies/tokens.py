@@ -18,6 +18,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from pinelab.accounts.security import hash_opaque_token, new_opaque_token
+from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
 from pinelab.strategies.models import Strategy
 
@@ -55,6 +56,8 @@ class StrategySnapshot:
     broker_account_ids: tuple[int, ...]
     sizing_type: str
     sizing_value: Decimal
+    # (id, kind) of each bound account still live: what the door checks an alert against.
+    live_accounts: tuple[tuple[int, str], ...] = ()
 
 
 class TokenDirectory:
@@ -107,6 +110,11 @@ class TokenDirectory:
             strategy = (await session.execute(query)).scalar_one_or_none()
             if strategy is None:
                 return None
+            live = select(BrokerAccount.id, BrokerAccount.kind).where(
+                BrokerAccount.id.in_(strategy.broker_account_ids),
+                BrokerAccount.archived_at.is_(None),
+            )
+            accounts = tuple((id_, kind) for id_, kind in (await session.execute(live)).all())
             return StrategySnapshot(
                 id=strategy.id,
                 user_id=strategy.user_id,
@@ -116,4 +124,5 @@ class TokenDirectory:
                 broker_account_ids=tuple(strategy.broker_account_ids),
                 sizing_type=strategy.sizing_type,
                 sizing_value=strategy.sizing_value,
+                live_accounts=tuple(sorted(accounts)),
             )
