@@ -52,6 +52,7 @@ from pinelab.ops.ratelimit import RateLimiter
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
+from pinelab.signals.admission import Admission
 from pinelab.signals.router import WEBHOOK_PREFIX, webhook_route
 from pinelab.signals.router import router as signals_router
 from pinelab.signals.service import Ingestor
@@ -146,6 +147,7 @@ def build_services(settings: Settings) -> Services:
         job_kind=EXECUTE_SIGNAL,
         max_attempts=settings.max_retry_attempts,
         metrics=metrics,
+        admission=Admission(db),
     )
     return Services(
         settings=settings,

@@ -28,9 +28,9 @@ amounts must be above 0; ``position_size`` may be 0 or negative. Choice fields a
 case-insensitive and trimmed; ``long``/``short`` are actions ``buy``/``sell``. ``take_profit``
 and ``stop_loss`` are ``{"price"|"percent"|"amount": x}`` (exactly one) or a bare number, read
 as a price; ``stop_loss`` may add ``"type"`` (``stop``, ``stop_limit`` with ``"limit_price"``,
-or ``trailing_stop`` with a percent or amount). ``id`` and ``time`` are strings (numbers are
-converted). A string in a field that is read and still holds ``{{`` is a TradingView placeholder
-that was not filled in, and is rejected.
+or ``trailing_stop`` with a percent or amount). ``id``, ``time`` and ``idempotency_key`` are
+strings (numbers are converted). A string in a field that is read and still holds ``{{`` is a
+TradingView placeholder that was not filled in, and is rejected.
 
 Text. One line, ``ACTION TICKER [QUANTITY] [key=value ...]``, words separated by spaces and/or
 commas, so no value can hold a space or a comma. Keys are the JSON field names or their aliases;
@@ -62,6 +62,7 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from pinelab.brokers.base import OrderType, TimeInForce
+from pinelab.brokers.symbols import MAX_TICKER_LENGTH, canonical_ticker, ticker_problem
 from pinelab.errors import ErrorDetail
 from pinelab.signals.dialects import JSON_DIALECTS, TEXT_DIALECTS
 from pinelab.signals.dialects.base import JsonDialect, TextDialect, Translation
@@ -71,8 +72,8 @@ from pinelab.signals.redaction import redact_json, redact_text
 
 EnumT = TypeVar("EnumT", bound=StrEnum)
 
-MAX_TICKER_LENGTH: Final = 64
-MAX_ID_LENGTH: Final = 120  # id and time each: the idempotency key column holds 255
+MAX_ID_LENGTH: Final = 120  # id and time each (stored in the intent, never a key)
+MAX_KEY_LENGTH: Final = 255  # the idempotency key column
 MAX_PASSPHRASE_LENGTH: Final = 256
 MAX_INTEGER_DIGITS: Final = 20
 MAX_DECIMAL_PLACES: Final = 18
@@ -81,7 +82,7 @@ FIELDS: Final = frozenset(
     {
         "ticker", "action", "quantity", "quantity_type", "price", "order_type", "limit_price",
         "stop_price", "trail_percent", "time_in_force", "take_profit", "stop_loss", "sentiment",
-        "position_size", "id", "time", "passphrase",
+        "position_size", "id", "time", "idempotency_key", "passphrase",
     }
 )  # fmt: skip
 ALIASES: Final[Mapping[str, str]] = {
@@ -95,6 +96,7 @@ ALIASES: Final[Mapping[str, str]] = {
     "takeProfit": "take_profit",
     "stopLoss": "stop_loss",
     "positionSize": "position_size",
+    "idempotencyKey": "idempotency_key",
 }
 EXIT_FIELDS: Final = frozenset({"price", "percent", "amount", "type", "limit_price"})
 EXIT_ALIASES: Final[Mapping[str, str]] = {"limitPrice": "limit_price"}
@@ -423,6 +425,8 @@ def _intent_from_mapping(
             "position_size": reader.number("position_size", positive=False),
             "alert_id": reader.text("id", limit=MAX_ID_LENGTH, numbers=True) or None,
             "alert_time": reader.text("time", limit=MAX_ID_LENGTH, numbers=True) or None,
+            "idempotency_key": reader.text("idempotency_key", limit=MAX_KEY_LENGTH, numbers=True)
+            or None,
             "passphrase": reader.text("passphrase", limit=MAX_PASSPHRASE_LENGTH, secret=True),
             "dialect": dialect,
         }
@@ -468,15 +472,18 @@ class _Reader:
                 self.fail(self.prefix + name, f"is required {condition}", "missing")
 
     def ticker(self) -> str | None:
-        """Return the ticker, trimmed; it is required and not empty."""
+        """Return the ticker in its canonical form (brokers/symbols.py); required, by grammar."""
         if "ticker" not in self.fields:
             self.fail("ticker", "is required", "missing")
             return None
         ticker = self.text("ticker", limit=MAX_TICKER_LENGTH)
-        if ticker == "":
-            self.fail(self.fields["ticker"][0], "must not be empty")
+        if ticker is None:
             return None
-        return ticker
+        problem = ticker_problem(ticker)
+        if problem is not None:
+            self.fail(self.fields["ticker"][0], problem)
+            return None
+        return canonical_ticker(ticker)
 
     def choice(
         self, name: str, options: Mapping[str, EnumT], *, required: bool = False

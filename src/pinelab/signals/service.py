@@ -16,6 +16,7 @@ from pinelab.errors import (
 )
 from pinelab.ops.metrics import Metrics
 from pinelab.ops.ratelimit import RateLimiter
+from pinelab.signals.admission import Admission
 from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
 from pinelab.signals.parser import AlertReading, read_alert
@@ -61,6 +62,7 @@ class Ingestor:
     job_kind: str  # the job an accepted alert is stored with (the root's execute_signal)
     max_attempts: int = 5
     metrics: Metrics = field(default_factory=Metrics)
+    admission: Admission | None = None  # what the bound venues cannot take (signals/admission)
 
     async def ingest(
         self,
@@ -89,6 +91,8 @@ class Ingestor:
         values = _signal_values(strategy, reading.stored_body, content_type, source_ip)
         try:
             intent = _accept(strategy, reading, truncated=truncated, secret_key=self.secret_key)
+            if self.admission is not None:
+                await self.admission.check(strategy, intent)
         except (AlertRejected, AuthenticationError, ConflictError) as error:
             values.update(status=REJECTED, reason=error.message)
             signal_id, _ = await self.writer.write(PendingSignal(values))

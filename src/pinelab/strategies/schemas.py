@@ -21,8 +21,9 @@ from pydantic import (
 )
 
 from pinelab.api.schemas import StrictBody
+from pinelab.brokers.symbols import checked_ticker
 from pinelab.signals.intent import QuantityType
-from pinelab.strategies.models import Strategy
+from pinelab.strategies.models import DEFAULT_DUPLICATE_WINDOW_SECONDS, Strategy
 
 MAX_ID = 2**63 - 1
 MAX_BROKER_ACCOUNTS = 20
@@ -32,15 +33,11 @@ MAX_DUPLICATE_WINDOW_SECONDS = 86400
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Passphrase = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+# Kept in the canonical form alerts are read into (brokers/symbols.py): "NASDAQ:aapl" is AAPL.
 Ticker = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True,
-        to_upper=True,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/!-]*$",
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(checked_ticker),
 ]
 Amount = Annotated[Decimal, Field(gt=0, le=MAX_AMOUNT, max_digits=30, decimal_places=12)]
 DuplicateWindow = Annotated[int, Field(ge=0, le=MAX_DUPLICATE_WINDOW_SECONDS)]
@@ -88,7 +85,11 @@ class StrategyCreate(StrictBody):
     broker_account_ids: BrokerAccountIds
     sizing: SizingRule
     enabled: bool = True
-    duplicate_window_seconds: DuplicateWindow = 0
+    duplicate_window_seconds: DuplicateWindow = Field(
+        DEFAULT_DUPLICATE_WINDOW_SECONDS,
+        description="An unkeyed alert whose identical body arrived this many seconds before "
+        "is a duplicate (0: none is); an alert with an idempotency_key is deduped by the key",
+    )
     passphrase: Passphrase | None = Field(None, description="Write-only second secret")
     allowed_symbols: AllowedSymbols | None = None
     max_position_quantity: Amount | None = None

@@ -59,6 +59,7 @@ class _Market:
     notional_orders: bool
     position: Decimal = Decimal(0)
     stop_loss: ExitTarget | None = None
+    quantity_step: Decimal = QUANTITY_STEP
 
 
 def plan_order(
@@ -70,15 +71,28 @@ def plan_order(
     price: Decimal | None,
     fractional: bool = True,
     notional_orders: bool = False,
+    quantity_step: Decimal | None = None,
 ) -> OrderPlan | None:
-    """Return the order that carries out `intent`, or None when there is nothing to do."""
+    """Return the order that carries out `intent`, or None when there is nothing to do.
+
+    `price` is the one the order is sized from (`AlertIntent.order_price`); a quantity computed
+    from money is rounded down to `quantity_step`, the venue's, when it has one.
+    """
     if intent.action is Action.CANCEL:
         raise ValueError("cancel alerts are not sized")
     if intent.action is Action.EXIT:
         return _close(current_position, abs(current_position))
     if intent.position_size is not None:
         return _to_target(intent.position_size, current_position, fractional)
-    market = _Market(equity, price, fractional, notional_orders, current_position, intent.stop_loss)
+    market = _Market(
+        equity,
+        price,
+        fractional,
+        notional_orders,
+        current_position,
+        intent.stop_loss,
+        quantity_step or QUANTITY_STEP,
+    )
     if intent.action is Action.ADD:
         if current_position == 0:
             raise SizingError("add needs an open position")
@@ -168,9 +182,10 @@ def _quantity(kind: QuantityType, value: Decimal, market: _Market) -> Decimal:
         raise SizingError(f"{kind.value} sizing needs a positive price, got {market.price}")
     with localcontext() as context:
         context.prec = 60
-        quantity = (notional / market.price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        step = max(market.quantity_step, QUANTITY_STEP)
+        quantity = (notional / market.price).quantize(step, rounding=ROUND_DOWN)
     if quantity == 0:
-        raise SizingError(f"{notional} at {market.price} buys less than {QUANTITY_STEP} units")
+        raise SizingError(f"{notional} at {market.price} buys less than {step} units")
     return _whole_units(quantity, market.fractional)
 
 

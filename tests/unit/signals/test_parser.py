@@ -515,10 +515,21 @@ def test_position_size_nan_is_rejected():
 # --- id, time, passphrase -------------------------------------------------------------------
 
 
-def test_id_and_time_form_the_idempotency_key():
+def test_id_and_time_are_kept_and_are_no_idempotency_key():
     intent = parse(with_base(id="L1", time="2024-05-01T14:30:00Z"))
     assert (intent.alert_id, intent.alert_time) == ("L1", "2024-05-01T14:30:00Z")
-    assert intent.idempotency_key == "L1|2024-05-01T14:30:00Z"
+    assert intent.idempotency_key is None
+
+
+@pytest.mark.parametrize("name", ["idempotency_key", "idempotencyKey"])
+def test_the_explicit_idempotency_key_is_read_trimmed(name: str):
+    intent = parse(with_base(**{name: " AAPL-1714573800-L1 "}))
+    assert intent.idempotency_key == "AAPL-1714573800-L1"
+
+
+def test_an_idempotency_key_longer_than_the_column_is_rejected():
+    error = rejection(with_base(idempotency_key="k" * 256))
+    assert error.message == "idempotency_key: must be at most 255 characters long, got 256"
 
 
 def test_numeric_id_and_time_are_converted_to_strings():
@@ -526,9 +537,9 @@ def test_numeric_id_and_time_are_converted_to_strings():
     assert (intent.alert_id, intent.alert_time) == ("42", "1714573800.5")
 
 
-def test_empty_id_and_time_are_absent():
-    intent = parse(with_base(id="", time="  "))
-    assert intent.idempotency_key is None
+def test_empty_id_time_and_key_are_absent():
+    intent = parse(with_base(id="", time="  ", idempotency_key=""))
+    assert (intent.alert_id, intent.alert_time, intent.idempotency_key) == (None, None, None)
 
 
 @pytest.mark.parametrize(("field", "value"), [("id", True), ("time", {"t": 1}), ("id", [1])])
@@ -737,7 +748,8 @@ def test_text_alerts_of_alerts_md_are_read(text: str, expected: AlertIntent):
 def test_text_keys_cover_the_json_fields_and_aliases():
     text = (
         "buy AAPL quantity_type=notional price=190.25 orderType=stop stopPrice=191 "
-        "time_in_force=gtc sentiment=long positionSize=0 id=L1 time=1714573800 passphrase=pw"
+        "time_in_force=gtc sentiment=long positionSize=0 id=L1 time=1714573800 "
+        "idempotency_key=AAPL-L1 passphrase=pw"
     )
     assert parse(text, "text/plain") == AlertIntent(
         ticker="AAPL",
@@ -751,6 +763,7 @@ def test_text_keys_cover_the_json_fields_and_aliases():
         position_size=Decimal(0),
         alert_id="L1",
         alert_time="1714573800",
+        idempotency_key="AAPL-L1",
         passphrase="pw",
     )
 
@@ -871,6 +884,7 @@ def test_every_field_of_a_full_intent_survives_the_signal_record():
         position_size=Decimal(-2),
         alert_id="a",
         alert_time="t",
+        idempotency_key="k",
         passphrase="secret",
         dialect="TradersPost",
     )

@@ -36,6 +36,12 @@ PRICES_NEEDED = {
     OrderType.TRAILING_STOP: ("trail_percent",),
 }
 SAFE_WORD = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/", min_size=1, max_size=16)
+# A ticker of the grammar, maybe behind an exchange prefix (which the canonical form drops).
+TICKERS = st.builds(
+    lambda prefix, symbol: prefix + symbol,
+    st.sampled_from(["", "BINANCE:", "NASDAQ:", "CME_MINI:"]),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz0123456789._-/!", min_size=1, max_size=16),
+)
 positive = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1e12"), places=6)
 signed = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=4)
 
@@ -128,7 +134,7 @@ def test_arbitrary_text_gives_an_intent_or_a_rejection(
 def alerts(draw: st.DrawFn) -> tuple[dict[str, Any], AlertIntent]:
     """Draw a valid alert as {canonical field: value} and the intent it must give."""
     spec: dict[str, Any] = {
-        "ticker": draw(SAFE_WORD),
+        "ticker": draw(TICKERS),
         "action": draw(st.sampled_from(sorted(ACTION_WORDS))),
     }
     order_type = draw(st.sampled_from(list(OrderType)))
@@ -192,7 +198,7 @@ def expected_intent(spec: dict[str, Any]) -> AlertIntent:
         )
 
     return AlertIntent(
-        ticker=spec["ticker"],
+        ticker=(spec["ticker"].partition(":")[2] or spec["ticker"]).upper(),
         action=ACTION_WORDS[spec["action"]],
         quantity=spec.get("quantity"),
         quantity_type=QuantityType(spec.get("quantity_type", "fixed")),

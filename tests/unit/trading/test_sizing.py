@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinelab.brokers.base import OrderSide
+from pinelab.brokers.base import OrderSide, OrderType
 from pinelab.errors import OrderRejectedError
 from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
 from pinelab.trading.exceptions import SizingError
@@ -438,3 +438,48 @@ def test_risk_amount_refuses_a_stop_at_the_entry() -> None:
     )
     with pytest.raises(SizingError, match="away from the entry"):
         plan(intent, price=D(180))
+
+
+# --- the order's own price and the venue's step ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "price"),
+    [
+        ({"order_type": OrderType.LIMIT, "limit_price": D(50)}, D(50)),
+        ({"order_type": OrderType.STOP_LIMIT, "stop_price": D(60), "limit_price": D(55)}, D(55)),
+        ({"order_type": OrderType.STOP, "stop_price": D(125)}, D(125)),
+        ({"order_type": OrderType.TRAILING_STOP, "trail_percent": D(1)}, D(100)),
+        ({}, D(100)),
+    ],
+)
+def test_an_order_is_priced_from_its_own_limit_or_stop_price(
+    fields: dict[str, Any], price: Decimal
+) -> None:
+    assert alert(Action.BUY, price=D(100), **fields).order_price == price
+
+
+def test_a_quantity_from_money_is_cut_down_to_the_venue_step_never_up() -> None:
+    intent = alert(Action.BUY, quantity=D(100), quantity_type=QuantityType.NOTIONAL)
+    planned = plan_order(
+        intent,
+        sizing=ONE_UNIT,
+        current_position=FLAT,
+        equity=None,
+        price=D(3),
+        quantity_step=D("1e-8"),
+    )
+    assert planned == opened(BUY, "33.33333333")
+
+
+def test_money_that_buys_less_than_the_venue_step_is_refused() -> None:
+    intent = alert(Action.BUY, quantity=D(1), quantity_type=QuantityType.NOTIONAL)
+    with pytest.raises(SizingError, match=r"buys less than 0\.01 units"):
+        plan_order(
+            intent,
+            sizing=ONE_UNIT,
+            current_position=FLAT,
+            equity=None,
+            price=D(1000),
+            quantity_step=D("0.01"),
+        )
