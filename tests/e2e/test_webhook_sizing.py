@@ -199,3 +199,30 @@ async def test_a_ticker_the_bound_venue_does_not_trade_is_refused_at_the_door(
     response = await _post(client, seeded.token, ticker=ticker, action="buy", quantity="1")
     signal = await _refused(app, response, "ticker")
     assert signal.reason == f"ticker: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("action", "exits", "reason"),
+    [
+        ("buy", {"stop_loss": "150"}, "stop_loss: 150 is not below the entry price 100"),
+        ("buy", {"take_profit": "50"}, "take_profit: 50 is not above the entry price 100"),
+        # PineConnector's own example: sl=50 meant 50 pips, read as a price
+        ("sell", {"stop_loss": "50"}, "stop_loss: 50 is not above the entry price 100"),
+        ("sell", {"take_profit": "150"}, "take_profit: 150 is not below the entry price 100"),
+    ],
+)
+async def test_a_bracket_leg_on_the_wrong_side_of_the_entry_is_never_placed(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    seeded: Seeded,
+    action: str,
+    exits: dict[str, str],
+    reason: str,
+) -> None:
+    db: Database = app.state.db
+    response = await _post(client, seeded.token, ticker="AAPL", action=action, price="100", **exits)
+    assert response.status_code == 202, response.text
+    signal = await settled_signal(db, response.json()["signal_id"])
+    assert signal.status == "failed"
+    assert reason in (signal.reason or "")
+    assert await _orders(db) == []
