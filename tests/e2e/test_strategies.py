@@ -306,6 +306,9 @@ async def test_cannot_bind_an_archived_account(
         ({"name": "n" * 101}, "name"),
         ({"broker_account_ids": []}, "broker_account_ids"),
         ({"sizing": {"type": "all_in", "value": "1"}}, "sizing.type"),
+        # alert-only quantity types: no default rule (a stop loss, a position to take a share of)
+        ({"sizing": {"type": "risk_amount", "value": "100"}}, "sizing.type"),
+        ({"sizing": {"type": "percent_of_position", "value": "50"}}, "sizing.type"),
         ({"sizing": {"type": "fixed", "value": "0"}}, "sizing.value"),
         ({"sizing": {"type": "percent_of_equity", "value": "101"}}, "sizing.value"),
         ({"sizing": {"type": "fixed", "value": "1", "x": 1}}, "sizing.x"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Self, TypeVar
 
 from pydantic import (
@@ -61,19 +62,29 @@ AllowedSymbols = Annotated[
 ]
 
 
+class SizingType(StrEnum):
+    """The quantity types that can be a strategy's default rule (a subset of QuantityType)."""
+
+    FIXED = QuantityType.FIXED.value
+    NOTIONAL = QuantityType.NOTIONAL.value
+    PERCENT_OF_EQUITY = QuantityType.PERCENT_OF_EQUITY.value
+
+
 class SizingRule(StrictBody):
     """How much to trade when an alert carries no quantity; unknown fields are rejected.
 
     `fixed` is a quantity, `notional` an amount of cash, `percent_of_equity` a percent (<= 100).
+    The alert-only kinds (`percent_of_position`, `risk_amount`) need what only an alert says (a
+    position to take a share of, a stop loss), so they are no default rule.
     """
 
-    type: QuantityType
+    type: SizingType
     value: Amount
 
     @field_validator("value")
     @classmethod
     def _percent_at_most_hundred(cls, value: Decimal, info: ValidationInfo) -> Decimal:
-        if info.data.get("type") is QuantityType.PERCENT_OF_EQUITY and value > 100:
+        if info.data.get("type") is SizingType.PERCENT_OF_EQUITY and value > 100:
             raise ValueError("a percent_of_equity value must be at most 100")
         return value
 
@@ -141,7 +152,7 @@ class StrategyRead(BaseModel):
             id=strategy.id,
             name=strategy.name,
             broker_account_ids=strategy.broker_account_ids,
-            sizing=SizingRule(type=QuantityType(strategy.sizing_type), value=strategy.sizing_value),
+            sizing=SizingRule(type=SizingType(strategy.sizing_type), value=strategy.sizing_value),
             enabled=strategy.enabled,
             duplicate_window_seconds=strategy.duplicate_window_seconds,
             has_passphrase=strategy.passphrase_hash is not None,
