@@ -28,7 +28,7 @@ amounts must be above 0; ``position_size`` may be 0 or negative. Choice fields a
 case-insensitive and trimmed; ``long``/``short`` are actions ``buy``/``sell``. ``take_profit``
 and ``stop_loss`` are ``{"price"|"percent"|"amount": x}`` (exactly one) or a bare number, read
 as a price; ``stop_loss`` may add ``"type"`` (``stop``, ``stop_limit`` with ``"limit_price"``,
-or ``trailing_stop`` with a percent or amount). ``id``, ``time`` and ``idempotency_key`` are
+or ``trailing_stop`` with a percent). ``id``, ``time`` and ``idempotency_key`` are
 strings (numbers are converted). A string in a field that is read and still holds ``{{`` is a
 TradingView placeholder that was not filled in, and is rejected.
 
@@ -593,8 +593,11 @@ class _Reader:
             order_type = self.choice("type", _STOP_LOSS_TYPES) or OrderType.STOP
         if order_type is OrderType.STOP_LIMIT:
             self.require(("limit_price",), "when type is stop_limit")
-        if order_type is OrderType.TRAILING_STOP and "price" in given:
-            self.fail(self.fields["price"][0], "a trailing_stop takes a percent or an amount")
+        if order_type is OrderType.TRAILING_STOP:
+            # A trailing stop trails by a percent: no broker adapter here trails by an amount.
+            for kind in ("price", "amount"):
+                if kind in given:
+                    self.fail(self.fields[kind][0], "a trailing_stop takes a percent")
         return order_type, self.number("limit_price")
 
     def _decimal_from_string(self, field: str, value: str) -> Decimal | None:

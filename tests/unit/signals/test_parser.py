@@ -468,9 +468,12 @@ def test_stop_limit_stop_loss_needs_its_limit_price():
     ]
 
 
-def test_trailing_stop_loss_takes_a_percent_or_amount_not_a_price():
-    error = rejection(with_base(stop_loss={"price": 90, "type": "trailing_stop"}))
-    assert fields_of(error) == ["stop_loss.price"]
+@pytest.mark.parametrize("kind", ["price", "amount"])
+def test_trailing_stop_loss_takes_a_percent_only(kind: str):
+    # No broker adapter trails by an amount: refused at the door, not failed after the 202.
+    error = rejection(with_base(stop_loss={kind: 90, "type": "trailing_stop"}))
+    assert fields_of(error) == [f"stop_loss.{kind}"]
+    assert parse(with_base(stop_loss={"percent": 2, "type": "trailing_stop"})).stop_loss
 
 
 @pytest.mark.parametrize("kind", ["market", "limit", "trailing"])
@@ -590,7 +593,7 @@ def test_bad_passphrase_is_rejected_without_echoing_it(value: Any):
         ("trailPercent", "trail_percent", "1"),
         ("timeInForce", "time_in_force", "gtc"),
         ("takeProfit", "take_profit", {"percent": 2}),
-        ("stopLoss", "stop_loss", {"amount": 3, "type": "trailing_stop"}),
+        ("stopLoss", "stop_loss", {"percent": 3, "type": "trailing_stop"}),
         ("positionSize", "position_size", "-5"),
     ],
 )

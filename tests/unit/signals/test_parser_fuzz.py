@@ -175,11 +175,7 @@ def brackets(*, stop_loss: bool) -> st.SearchStrategy[dict[str, Any]]:
         st.builds(
             lambda p, lp: {"price": p, "type": "stop_limit", "limit_price": lp}, positive, positive
         ),
-        st.builds(
-            lambda kind, value: {kind: value, "type": "trailing_stop"},
-            st.sampled_from(["percent", "amount"]),
-            positive,
-        ),
+        st.builds(lambda value: {"percent": value, "type": "trailing_stop"}, positive),
     )
 
 
