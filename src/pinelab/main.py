@@ -19,14 +19,14 @@ from functools import partial
 from typing import Final
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 from starlette.middleware.cors import CORSMiddleware
 
 from pinelab import __version__
 from pinelab.accounts.router import router as auth_router
-from pinelab.accounts.service import new_login_limiter
+from pinelab.accounts.two_factor import SECRET_COLUMN as TOTP_SECRET_COLUMN
 from pinelab.api.errors import install_error_handlers
 from pinelab.api.middleware import RequestContextMiddleware
 from pinelab.api.openapi import install_openapi
@@ -43,10 +43,11 @@ from pinelab.logging import configure_logging
 from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL, send_email
 from pinelab.ops import shutdown
+from pinelab.ops.dependencies import limit_by_address
 from pinelab.ops.health import HealthChecker
 from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.metrics import Metrics, MetricsServer
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import RateLimits
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
@@ -94,7 +95,7 @@ class Services:
     ingestor: Ingestor
     reconcile: Reconcile
     health: HealthChecker
-    login_limiter: RateLimiter
+    rate_limits: RateLimits
 
     async def close(self, metrics_server: MetricsServer | None = None) -> None:
         """Stop the worker and the signal writer, close broker sessions and the database."""
@@ -125,6 +126,7 @@ def build_services(settings: Settings) -> Services:
     def wake_worker() -> None:
         worker.wake()  # bound late: the worker is built with the handlers that call this
 
+    rate_limits = RateLimits.from_settings(settings)
     reconcile = reconciliation(settings, db=db, brokers=brokers, metrics=metrics, wake=wake_worker)
     worker = Worker(
         db,
@@ -139,8 +141,8 @@ def build_services(settings: Settings) -> Services:
         tokens=tokens,
         writer=writer,
         secret_key=secret_key,
-        strategy_limiter=RateLimiter(settings.webhook_rate_per_minute),
-        bad_token_limiter=RateLimiter(settings.webhook_bad_token_rate_per_minute),
+        strategy_limiter=rate_limits.webhook_token,
+        bad_token_limiter=rate_limits.webhook_bad_token,
         job_kind=EXECUTE_SIGNAL,
         max_attempts=settings.max_retry_attempts,
         metrics=metrics,
@@ -158,7 +160,7 @@ def build_services(settings: Settings) -> Services:
         ingestor=ingestor,
         reconcile=reconcile,
         health=HealthChecker(settings, db),
-        login_limiter=new_login_limiter(),
+        rate_limits=rate_limits,
     )
 
 
@@ -308,8 +310,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     app.router.routes.append(webhook_route)  # early: every alert is matched against it first
-    app.include_router(health_router)
-    app.include_router(docs_router)
+    anonymous = [Depends(limit_by_address)]
+    app.include_router(health_router, dependencies=anonymous)
+    app.include_router(docs_router, dependencies=anonymous)
     for router in (
         auth_router,
         broker_accounts_router,
@@ -337,7 +340,8 @@ def _expose(state: State, services: Services) -> None:
     state.ingestor = services.ingestor
     state.worker = services.worker
     state.reconcile = services.reconcile
-    state.login_limiter = services.login_limiter
+    state.rate_limits = services.rate_limits
+    state.vault = services.vault
 
 
 def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -387,4 +391,4 @@ async def run_worker(settings: Settings) -> int:
 
 def encrypted_columns() -> list[EncryptedColumn]:
     """Return every column that holds vault envelopes (what `pinelab rotate-key` re-encrypts)."""
-    return [CREDENTIALS_COLUMN]
+    return [CREDENTIALS_COLUMN, TOTP_SECRET_COLUMN]

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from pinelab import clock
+from pinelab.accounts import service
 from pinelab.accounts.models import User
-from pinelab.accounts.security import ACCESS_AUDIENCE, encode_jwt
 from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
 from pinelab.signals.models import Signal
@@ -38,14 +38,17 @@ class Trader:
     headers: dict[str, str]
 
 
-def _headers(app: FastAPI, user_id: int) -> dict[str, str]:
-    token = encode_jwt(
-        subject=str(user_id),
-        audience=ACCESS_AUDIENCE,
-        key=app.state.secret_key,
-        ttl_seconds=900,
+async def _headers(app: FastAPI, user_id: int) -> dict[str, str]:
+    """Open a session for a seeded user, as a login would, and return its bearer header."""
+    policy = service.TokenPolicy(
+        secret_key=app.state.secret_key, access_ttl_seconds=900, refresh_ttl_seconds=3600
     )
-    return {"Authorization": f"Bearer {token}"}
+    async with app.state.db.transaction() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        login = service.VerifiedLogin(user_id=user_id, checked_hash=user.password_hash)
+        issued = await service.start_session(session, login=login, policy=policy)
+    return {"Authorization": f"Bearer {issued.access_token}"}
 
 
 async def _seed_trader(db: Database, app: FastAPI, email: str, webhook_token: str) -> Trader:
@@ -62,7 +65,7 @@ async def _seed_trader(db: Database, app: FastAPI, email: str, webhook_token: st
         session.add_all([account, strategy])
         await session.flush()
         session.add(StrategyBrokerAccount(strategy_id=strategy.id, broker_account_id=account.id))
-    return Trader(user.id, account.id, strategy.id, _headers(app, user.id))
+    return Trader(user.id, account.id, strategy.id, await _headers(app, user.id))
 
 
 @pytest.fixture
@@ -236,7 +239,7 @@ async def book(
 ) -> tuple[Book, dict[str, str]]:
     frozen_clock.set(TODAY)
     seeded = await seed_book(db)
-    return seeded, _headers(app, seeded.user_id)
+    return seeded, await _headers(app, seeded.user_id)
 
 
 async def test_order_detail_lists_history_and_fills_with_decimals_as_strings(

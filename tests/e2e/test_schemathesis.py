@@ -56,6 +56,11 @@ def live_server(
         database_url=_database_url(request, data_dir),
         secret_key="fuzz-secret-key-that-is-long-enough-for-hs256-0123456789",
         sqlite_synchronous="NORMAL",
+        # Fuzzing sends far more than a person would from one address: limits are tested apart.
+        rate_limit_ip_per_minute=0,
+        rate_limit_auth_ip_per_minute=0,
+        rate_limit_login_account_per_minute=0,
+        rate_limit_user_per_minute=0,
     )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
