@@ -27,6 +27,7 @@ from starlette.middleware.cors import CORSMiddleware
 from pinelab import __version__
 from pinelab.accounts.router import router as auth_router
 from pinelab.accounts.two_factor import SECRET_COLUMN as TOTP_SECRET_COLUMN
+from pinelab.accounts.two_factor import remove_expired_challenges
 from pinelab.api.errors import install_error_handlers
 from pinelab.api.middleware import RequestContextMiddleware
 from pinelab.api.openapi import install_openapi
@@ -77,6 +78,7 @@ log = structlog.get_logger(__name__)
 API_PREFIX: Final = "/api/v1"
 PRUNE_RECONCILIATION_RUNS: Final = "prune_reconciliation_runs"
 PRUNE_INTERVAL_SECONDS: Final = 3600.0
+PRUNE_LOGIN_CHALLENGES: Final = "prune_login_challenges"
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def job_types(
         SEND_EMAIL: JobType(run=partial(_send_email, settings=settings)),
         RECONCILE: JobType(run=partial(_reconcile, reconcile=reconcile)),
         CLEANUP_JOBS: JobType(run=partial(_cleanup_jobs, db=db)),
+        PRUNE_LOGIN_CHALLENGES: JobType(run=partial(_prune_login_challenges, db=db)),
         PRUNE_RECONCILIATION_RUNS: JobType(
             run=partial(
                 _prune_reconciliation_runs,
@@ -207,6 +210,9 @@ def register_periodic_jobs(worker: Worker, settings: Settings) -> None:
     worker.scheduler.register(CLEANUP_JOBS, CLEANUP_INTERVAL_SECONDS, CLEANUP_JOBS)
     worker.scheduler.register(
         PRUNE_RECONCILIATION_RUNS, PRUNE_INTERVAL_SECONDS, PRUNE_RECONCILIATION_RUNS
+    )
+    worker.scheduler.register(
+        PRUNE_LOGIN_CHALLENGES, PRUNE_INTERVAL_SECONDS, PRUNE_LOGIN_CHALLENGES
     )
 
 
@@ -247,6 +253,12 @@ async def _cleanup_jobs(job: Job, *, db: Database) -> None:
 async def _prune_reconciliation_runs(job: Job, *, db: Database, older_than: timedelta) -> None:
     pruned = await prune_reconciliation_runs(db, older_than=older_than)
     log.info("reconciliation_runs_pruned", count=pruned)
+
+
+async def _prune_login_challenges(job: Job, *, db: Database) -> None:
+    async with db.transaction() as session:
+        pruned = await remove_expired_challenges(session)
+    log.info("login_challenges_pruned", count=pruned)
 
 
 def reconciliation(

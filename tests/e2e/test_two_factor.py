@@ -15,13 +15,14 @@ import pyotp
 import pytest
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pinelab.accounts.models import User
-from pinelab.accounts.two_factor_models import TwoFactor
+from pinelab.accounts.two_factor_models import LoginChallenge, TwoFactor
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
-from pinelab.main import create_app
+from pinelab.jobs.models import Job
+from pinelab.main import PRUNE_LOGIN_CHALLENGES, create_app
 
 PASSWORD = "violet-canyon-ledger-7731"
 EMAIL = "two.factor@example.com"
@@ -313,7 +314,6 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, client=("203.0.113.9", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            http.headers["x-test-app"] = "required-2fa"
             setattr(http, "app", application)  # noqa: B010 - the test reaches the database
             yield http
 
@@ -337,3 +337,21 @@ async def test_admins_must_turn_2fa_on_when_the_setting_requires_it(
             "/api/v1/auth/2fa/disable", json={"code": phone.code()}, headers=headers
         )
         assert_error(kept, 403, "TwoFactorRequired")
+
+
+async def test_the_periodic_job_removes_expired_challenges_only(
+    app: FastAPI, client: httpx.AsyncClient, frozen_clock: FrozenClock
+) -> None:
+    headers = await sign_up(client)
+    phone, _ = await turn_on(client, headers, frozen_clock)
+    await challenge_of(client)
+    frozen_clock.advance(301)
+    live = await challenge_of(client)
+
+    prune = app.state.worker.job_types[PRUNE_LOGIN_CHALLENGES]
+    await prune.run(Job(kind=PRUNE_LOGIN_CHALLENGES, payload={}))
+
+    async with app.state.db.session() as session:
+        left = (await session.execute(select(func.count()).select_from(LoginChallenge))).scalar()
+    assert left == 1
+    assert (await second_step(client, live, phone.code())).status_code == 200
