@@ -22,7 +22,10 @@ from pinelab.accounts.two_factor_models import LoginChallenge, TwoFactor
 from pinelab.clock import FrozenClock
 from pinelab.config import Settings
 from pinelab.jobs.models import Job
-from pinelab.main import PRUNE_LOGIN_CHALLENGES, create_app
+from pinelab.main import PRUNE_LOGIN_CHALLENGES, create_app, encrypted_columns
+from pinelab.vault import EncryptionKey
+from pinelab.vault.cipher import key_id_of
+from pinelab.vault.rotation import rotate_secrets
 
 PASSWORD = "violet-canyon-ledger-7731"
 EMAIL = "two.factor@example.com"
@@ -355,3 +358,35 @@ async def test_the_periodic_job_removes_expired_challenges_only(
         left = (await session.execute(select(func.count()).select_from(LoginChallenge))).scalar()
     assert left == 1
     assert (await second_step(client, live, phone.code())).status_code == 200
+
+
+async def test_rotate_key_re_encrypts_totp_secrets_and_codes_still_work(
+    app: FastAPI, client: httpx.AsyncClient, frozen_clock: FrozenClock
+) -> None:
+    headers = await sign_up(client)
+    phone, _ = await turn_on(client, headers, frozen_clock)
+    vault = app.state.vault
+    vault.use(vault.ring.promoted(EncryptionKey.generate()))
+
+    report = await rotate_secrets(app.state.db, vault, encrypted_columns())
+
+    assert report.rotated == 1
+    async with app.state.db.session() as session:
+        row = (await session.execute(select(TwoFactor))).scalar_one()
+    assert key_id_of(row.secret_encrypted) == vault.primary_key_id
+    assert (await second_step(client, await challenge_of(client), phone.code())).status_code == 200
+
+
+async def test_a_secret_no_configured_key_opens_is_a_409_not_a_500(
+    app: FastAPI, client: httpx.AsyncClient, frozen_clock: FrozenClock
+) -> None:
+    headers = await sign_up(client)
+    phone, _ = await turn_on(client, headers, frozen_clock)
+    async with app.state.db.transaction() as session:
+        row = (await session.execute(select(TwoFactor))).scalar_one()
+        row.secret_encrypted = row.secret_encrypted[:-4] + "AAAA"
+
+    answer = await second_step(client, await challenge_of(client), phone.code())
+
+    assert_error(answer, 409, "TwoFactorStateConflict")
+    assert "decrypted" in answer.json()["message"]

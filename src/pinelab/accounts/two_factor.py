@@ -40,7 +40,7 @@ from pinelab.accounts.service import VerifiedLogin
 from pinelab.accounts.two_factor_models import BackupCode, LoginChallenge, TwoFactor
 from pinelab.clock import now
 from pinelab.ops.ratelimit import Limit
-from pinelab.vault import Vault
+from pinelab.vault import UndecryptableSecret, Vault
 from pinelab.vault.rotation import EncryptedColumn
 
 log = structlog.get_logger(__name__)
@@ -212,7 +212,13 @@ async def _code_matches(
 
 
 async def _totp_matches(session: AsyncSession, found: TwoFactor, typed: str, vault: Vault) -> bool:
-    secret = vault.decrypt(found.secret_encrypted, context=SECRET_COLUMN.context(found.id))
+    try:
+        secret = vault.decrypt(found.secret_encrypted, context=SECRET_COLUMN.context(found.id))
+    except UndecryptableSecret as exc:
+        log.error("two_factor_secret_undecryptable", user_id=found.user_id)
+        raise TwoFactorStateConflict(
+            "The two-factor secret cannot be decrypted with the configured keys"
+        ) from exc
     step = _matching_step(secret.decode(), typed, now())
     if step is None:
         return False
