@@ -114,7 +114,7 @@ def test_no_operation_answers_5xx_or_breaks_its_response_schema(
     headers = {"Authorization": f"Bearer {bearer}"}
     failures: list[str] = []
     for operation in operations:
-        if operation.path == "/api/v1/auth/logout":
+        if operation.path in ("/api/v1/auth/logout", "/api/v1/auth/sessions/{session_id}"):
             continue  # it would end the fuzzing user's session
 
         @given(case=operation.as_strategy(generation_mode=mode))
