@@ -390,3 +390,22 @@ async def test_a_secret_no_configured_key_opens_is_a_409_not_a_500(
 
     assert_error(answer, 409, "TwoFactorStateConflict")
     assert "decrypted" in answer.json()["message"]
+
+
+async def test_a_password_change_or_a_disabled_account_kills_a_pending_challenge(
+    app: FastAPI, client: httpx.AsyncClient, frozen_clock: FrozenClock
+) -> None:
+    headers = await sign_up(client)
+    phone, _ = await turn_on(client, headers, frozen_clock)
+    first, second = await challenge_of(client), await challenge_of(client)
+
+    async def change(**values: Any) -> None:
+        async with app.state.db.transaction() as session:
+            user = (await session.execute(select(User))).scalar_one()
+            for name, value in values.items():
+                setattr(user, name, value)
+
+    await change(is_active=False)
+    assert_error(await second_step(client, first, phone.code()), 401, "InvalidLoginChallenge")
+    await change(is_active=True, password_hash="$argon2id$changed-elsewhere")
+    assert_error(await second_step(client, second, phone.code()), 401, "InvalidLoginChallenge")
