@@ -91,6 +91,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Rate limits (docs/security.md), each per minute; 0 turns one off. Counted in Redis when
+    # PINELAB_REDIS_URL is set (shared by every process), in memory otherwise.
+    rate_limit_ip_per_minute: int = Field(120, ge=0)
+    rate_limit_auth_ip_per_minute: int = Field(30, ge=0)
+    rate_limit_login_account_per_minute: int = Field(10, ge=0)
+    rate_limit_user_per_minute: int = Field(600, ge=0)
+    rate_limit_two_factor_per_minute: int = Field(5, ge=0)
+    # Two-factor authentication (docs/security.md).
+    require_2fa_for_admins: bool = False
+    two_factor_challenge_ttl_seconds: int = Field(300, ge=30, le=1800)
+    two_factor_issuer: str = Field("PineLab", min_length=1, max_length=64)
+
     @field_validator("trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def _list(cls, value: object) -> object:

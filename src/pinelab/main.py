@@ -19,14 +19,15 @@ from functools import partial
 from typing import Final
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 from starlette.middleware.cors import CORSMiddleware
 
 from pinelab import __version__
 from pinelab.accounts.router import router as auth_router
-from pinelab.accounts.service import new_login_limiter
+from pinelab.accounts.two_factor import SECRET_COLUMN as TOTP_SECRET_COLUMN
+from pinelab.accounts.two_factor import remove_expired_challenges
 from pinelab.api.errors import install_error_handlers
 from pinelab.api.limits import BodyLimitMiddleware
 from pinelab.api.middleware import RequestContextMiddleware
@@ -44,11 +45,12 @@ from pinelab.logging import configure_logging
 from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL, send_email
 from pinelab.ops import shutdown
+from pinelab.ops.dependencies import limit_by_address
 from pinelab.ops.files import make_data_dir_private
 from pinelab.ops.health import HealthChecker
 from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.metrics import Metrics, MetricsServer
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import RateLimits
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
@@ -79,6 +81,7 @@ log = structlog.get_logger(__name__)
 API_PREFIX: Final = "/api/v1"
 PRUNE_RECONCILIATION_RUNS: Final = "prune_reconciliation_runs"
 PRUNE_INTERVAL_SECONDS: Final = 3600.0
+PRUNE_LOGIN_CHALLENGES: Final = "prune_login_challenges"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class Services:
     ingestor: Ingestor
     reconcile: Reconcile
     health: HealthChecker
-    login_limiter: RateLimiter
+    rate_limits: RateLimits
 
     async def close(self, metrics_server: MetricsServer | None = None) -> None:
         """Stop the worker and the signal writer, close broker sessions and the database."""
@@ -128,6 +131,7 @@ def build_services(settings: Settings) -> Services:
     def wake_worker() -> None:
         worker.wake()  # bound late: the worker is built with the handlers that call this
 
+    rate_limits = RateLimits.from_settings(settings)
     reconcile = reconciliation(settings, db=db, brokers=brokers, metrics=metrics, wake=wake_worker)
     worker = Worker(
         db,
@@ -142,8 +146,8 @@ def build_services(settings: Settings) -> Services:
         tokens=tokens,
         writer=writer,
         secret_key=secret_key,
-        strategy_limiter=RateLimiter(settings.webhook_rate_per_minute),
-        bad_token_limiter=RateLimiter(settings.webhook_bad_token_rate_per_minute),
+        strategy_limiter=rate_limits.webhook_token,
+        bad_token_limiter=rate_limits.webhook_bad_token,
         job_kind=EXECUTE_SIGNAL,
         max_attempts=settings.max_retry_attempts,
         metrics=metrics,
@@ -162,7 +166,7 @@ def build_services(settings: Settings) -> Services:
         ingestor=ingestor,
         reconcile=reconcile,
         health=HealthChecker(settings, db),
-        login_limiter=new_login_limiter(),
+        rate_limits=rate_limits,
     )
 
 
@@ -187,6 +191,7 @@ def job_types(
         SEND_EMAIL: JobType(run=partial(_send_email, settings=settings)),
         RECONCILE: JobType(run=partial(_reconcile, reconcile=reconcile)),
         CLEANUP_JOBS: JobType(run=partial(_cleanup_jobs, db=db)),
+        PRUNE_LOGIN_CHALLENGES: JobType(run=partial(_prune_login_challenges, db=db)),
         PRUNE_RECONCILIATION_RUNS: JobType(
             run=partial(
                 _prune_reconciliation_runs,
@@ -209,6 +214,9 @@ def register_periodic_jobs(worker: Worker, settings: Settings) -> None:
     worker.scheduler.register(CLEANUP_JOBS, CLEANUP_INTERVAL_SECONDS, CLEANUP_JOBS)
     worker.scheduler.register(
         PRUNE_RECONCILIATION_RUNS, PRUNE_INTERVAL_SECONDS, PRUNE_RECONCILIATION_RUNS
+    )
+    worker.scheduler.register(
+        PRUNE_LOGIN_CHALLENGES, PRUNE_INTERVAL_SECONDS, PRUNE_LOGIN_CHALLENGES
     )
 
 
@@ -249,6 +257,12 @@ async def _cleanup_jobs(job: Job, *, db: Database) -> None:
 async def _prune_reconciliation_runs(job: Job, *, db: Database, older_than: timedelta) -> None:
     pruned = await prune_reconciliation_runs(db, older_than=older_than)
     log.info("reconciliation_runs_pruned", count=pruned)
+
+
+async def _prune_login_challenges(job: Job, *, db: Database) -> None:
+    async with db.transaction() as session:
+        pruned = await remove_expired_challenges(session)
+    log.info("login_challenges_pruned", count=pruned)
 
 
 def reconciliation(
@@ -317,8 +331,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     app.router.routes.append(webhook_route)  # early: every alert is matched against it first
-    app.include_router(health_router)
-    app.include_router(docs_router)
+    anonymous = [Depends(limit_by_address)]
+    app.include_router(health_router, dependencies=anonymous)
+    app.include_router(docs_router, dependencies=anonymous)
     for router in (
         auth_router,
         broker_accounts_router,
@@ -346,7 +361,8 @@ def _expose(state: State, services: Services) -> None:
     state.ingestor = services.ingestor
     state.worker = services.worker
     state.reconcile = services.reconcile
-    state.login_limiter = services.login_limiter
+    state.rate_limits = services.rate_limits
+    state.vault = services.vault
 
 
 def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -396,4 +412,4 @@ async def run_worker(settings: Settings) -> int:
 
 def encrypted_columns() -> list[EncryptedColumn]:
     """Return every column that holds vault envelopes (what `pinelab rotate-key` re-encrypts)."""
-    return [CREDENTIALS_COLUMN]
+    return [CREDENTIALS_COLUMN, TOTP_SECRET_COLUMN]

@@ -116,15 +116,23 @@ async def test_out_of_range_id_is_422(
     assert response.status_code == 422, response.text
 
 
+def _session_id(headers: dict[str, str]) -> int:
+    token = headers["Authorization"].removeprefix("Bearer ")
+    session_id: int = jwt.decode(token, options={"verify_signature": False})["sid"]
+    return session_id
+
+
 @pytest.mark.parametrize("subject", ["admin", "1.5", "", " 1", str(MAX_ID + 1), "-1"])
 async def test_signed_token_whose_subject_is_not_a_user_id_is_401(
-    client: httpx.AsyncClient, settings: Settings, subject: str
+    client: httpx.AsyncClient, settings: Settings, auth_headers: dict[str, str], subject: str
 ) -> None:
+    # The session id is a live session's: only the subject is wrong.
     token = encode_jwt(
         subject=subject,
         audience=ACCESS_AUDIENCE,
         key=str(settings.secret_key),
         ttl_seconds=300,
+        claims={"sid": _session_id(auth_headers)},
     )
     response = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401, response.text
@@ -132,11 +140,10 @@ async def test_signed_token_whose_subject_is_not_a_user_id_is_401(
 
 
 async def test_signed_token_with_a_non_string_subject_is_401(
-    client: httpx.AsyncClient, settings: Settings
+    client: httpx.AsyncClient, settings: Settings, auth_headers: dict[str, str]
 ) -> None:
-    valid = encode_jwt(
-        subject="1", audience=ACCESS_AUDIENCE, key=str(settings.secret_key), ttl_seconds=300
-    )
+    valid = auth_headers["Authorization"].removeprefix("Bearer ")
+    assert (await client.get("/api/v1/auth/me", headers=auth_headers)).status_code == 200
     claims = jwt.decode(valid, options={"verify_signature": False})
     claims["sub"] = {"id": 1}
     token = jwt.encode(claims, str(settings.secret_key), algorithm=ALGORITHM)

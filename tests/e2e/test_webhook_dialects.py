@@ -11,11 +11,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pinelab.accounts.security import ACCESS_AUDIENCE, encode_jwt
 from pinelab.db import Database
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
-from tests.factories import Seeded, settled_signal
+from tests.factories import Seeded, session_headers, settled_signal
 
 D = Decimal
 
@@ -23,13 +22,6 @@ D = Decimal
 def _db(app: FastAPI) -> Database:
     database: Database = app.state.db
     return database
-
-
-def _headers(app: FastAPI, user_id: int) -> dict[str, str]:
-    token = encode_jwt(
-        subject=str(user_id), audience=ACCESS_AUDIENCE, key=app.state.secret_key, ttl_seconds=900
-    )
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def _executed(app: FastAPI, client: httpx.AsyncClient, seeded: Seeded, body: Any) -> Signal:
@@ -142,7 +134,10 @@ async def test_secrets_under_any_spelling_are_not_stored_nor_returned(
     )
     assert response.status_code == 202, response.text
     await settled_signal(_db(app), response.json()["signal_id"])
-    listed = await client.get("/api/v1/signals", headers=_headers(app, seeded.user_id))
+    listed = await client.get(
+        "/api/v1/signals",
+        headers=await session_headers(_db(app), app.state.secret_key, seeded.user_id),
+    )
     assert listed.status_code == 200, listed.text
     (item,) = listed.json()["items"]
     assert "hunter2" not in listed.text

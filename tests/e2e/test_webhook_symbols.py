@@ -10,12 +10,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pinelab.accounts.security import ACCESS_AUDIENCE, encode_jwt
 from pinelab.db import Database
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order, Position
 from tests.e2e.conftest import error_fields
-from tests.factories import Seeded, settled_signal
+from tests.factories import Seeded, session_headers, settled_signal
 
 
 async def _alert(client: httpx.AsyncClient, token: str, **fields: Any) -> httpx.Response:
@@ -100,13 +99,7 @@ async def test_the_api_finds_a_position_by_any_spelling_of_its_ticker(
     await _executed(
         db, await _alert(client, seeded.token, ticker="BTCUSDT", action="buy", quantity="1")
     )
-    token = encode_jwt(
-        subject=str(seeded.user_id),
-        audience=ACCESS_AUDIENCE,
-        key=app.state.secret_key,
-        ttl_seconds=900,
-    )
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = await session_headers(db, app.state.secret_key, seeded.user_id)
     for spelling in ("BTCUSDT", "BINANCE:BTCUSDT", "binance:btcusdt"):
         listed = await client.get("/api/v1/positions", params={"ticker": spelling}, headers=headers)
         assert listed.status_code == 200, listed.text

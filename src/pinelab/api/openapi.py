@@ -98,7 +98,17 @@ def rate_limits(settings: Settings) -> dict[str, str]:
             f"{settings.webhook_rate_per_minute}/minute per strategy; "
             f"{settings.webhook_bad_token_rate_per_minute}/minute per address for unknown tokens"
         ),
-        "post /api/v1/auth/login": "10/minute per email and address",
+        "post /api/v1/auth/login": (
+            f"{settings.rate_limit_login_account_per_minute}/minute per account; "
+            f"{settings.rate_limit_auth_ip_per_minute}/minute per address"
+        ),
+        "post /api/v1/auth/login/2fa": (
+            f"{settings.rate_limit_two_factor_per_minute}/minute per account; "
+            f"{settings.rate_limit_auth_ip_per_minute}/minute per address"
+        ),
+        "post /api/v1/auth/register": (
+            f"{settings.rate_limit_auth_ip_per_minute}/minute per address"
+        ),
     }
 
 

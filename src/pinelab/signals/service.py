@@ -15,7 +15,7 @@ from pinelab.errors import (
     ResourceNotFoundError,
 )
 from pinelab.ops.metrics import Metrics
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import Limit
 from pinelab.signals.admission import Admission
 from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
@@ -57,8 +57,8 @@ class Ingestor:
     tokens: TokenDirectory
     writer: SignalWriter
     secret_key: str
-    strategy_limiter: RateLimiter
-    bad_token_limiter: RateLimiter
+    strategy_limiter: Limit
+    bad_token_limiter: Limit
     job_kind: str  # the job an accepted alert is stored with (the root's execute_signal)
     max_attempts: int = 5
     metrics: Metrics = field(default_factory=Metrics)
@@ -77,13 +77,13 @@ class Ingestor:
         self.metrics.alert_received()
         strategy = await self.tokens.lookup(token)
         if strategy is None:
-            retry_after = self.bad_token_limiter.hit(source_ip or "unknown")
+            retry_after = await self.bad_token_limiter.hit(source_ip or "unknown")
             if retry_after is not None:
                 raise RateLimitExceeded(
                     "Too many requests with unknown webhook tokens", retry_after=retry_after
                 )
             raise UnknownWebhook
-        retry_after = self.strategy_limiter.hit(str(strategy.id))
+        retry_after = await self.strategy_limiter.hit(str(strategy.id))
         if retry_after is not None:
             raise RateLimitExceeded("Too many alerts for this strategy", retry_after=retry_after)
         # Read once: the stored body loses the secrets the message holds, whatever its form.
