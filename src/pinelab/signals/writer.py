@@ -204,9 +204,10 @@ def _mark_duplicates(
     The key is only the sender's explicit `idempotency_key`; an unkeyed alert is a repeat only
     when its whole body (as stored) arrived before within the strategy's duplicate window, as
     TradingView resends it after a 5xx. Return, for each row, the position of the alert of this
-    batch it repeats, if any.
+    batch it repeats, if any. One query per kind of check, for the whole batch.
     """
     stored = _stored_keys(connection, _keys_by_strategy(rows))
+    bodies = _stored_bodies(connection, batch, rows)
     originals: list[int | None] = [None] * len(rows)
     first_by_key: dict[tuple[int, str], int] = {}
     for position, (item, row) in enumerate(zip(batch, rows, strict=True)):
@@ -221,7 +222,7 @@ def _mark_duplicates(
             else:
                 first_by_key[key] = position
         elif item.duplicate_window_seconds > 0:
-            originals[position] = _check_body_window(connection, item, rows, position)
+            originals[position] = _check_body_window(bodies, item, rows, position)
     return originals
 
 
@@ -252,8 +253,36 @@ def _stored_keys(
     return {(strategy_id, key or ""): id_ for strategy_id, key, id_ in connection.execute(query)}
 
 
+_Bodies = dict[tuple[int, str], list[tuple[int, datetime]]]
+
+
+def _stored_bodies(
+    connection: Connection, batch: list[PendingSignal], rows: list[dict[str, Any]]
+) -> _Bodies:
+    """Return the stored unkeyed copies of the batch's unkeyed bodies inside the widest window.
+
+    By (strategy, body hash): each copy's id and arrival.
+    """
+    wanted: dict[int, set[str]] = {}
+    since: datetime | None = None
+    for item, row in zip(batch, rows, strict=True):
+        window = item.duplicate_window_seconds
+        if row["status"] != ACCEPTED or row.get("idempotency_key") or window <= 0:
+            continue
+        wanted.setdefault(row["strategy_id"], set()).add(row["body_hash"])
+        start = row["received_at"] - timedelta(seconds=window)
+        since = start if since is None else min(since, start)
+    if since is None:
+        return {}
+    query = window_query({strategy: sorted(hashes) for strategy, hashes in wanted.items()}, since)
+    found: _Bodies = {}
+    for strategy_id, body_hash, signal_id, received_at in connection.execute(query):
+        found.setdefault((strategy_id, body_hash), []).append((signal_id, received_at))
+    return found
+
+
 def _check_body_window(
-    connection: Connection, item: PendingSignal, rows: list[dict[str, Any]], position: int
+    bodies: _Bodies, item: PendingSignal, rows: list[dict[str, Any]], position: int
 ) -> int | None:
     """Mark a repeat of an unkeyed body inside the window; return its original's position."""
     row = rows[position]
@@ -268,28 +297,31 @@ def _check_body_window(
         None,
     )
     since = row["received_at"] - timedelta(seconds=item.duplicate_window_seconds)
-    stored = connection.execute(window_query(row, since)).scalar_one_or_none()
+    copies = bodies.get((row["strategy_id"], row["body_hash"]), [])
+    stored = max((signal_id for signal_id, at in copies if at >= since), default=None)
     if stored is None and earlier is None:
         return None
     reason = f"same alert body within {item.duplicate_window_seconds}s"
     return _as_duplicate(row, stored, reason, earlier)
 
 
-def window_query(values: dict[str, Any], since: datetime) -> Select[int]:
-    """The newest stored copy of an unkeyed alert's body for its strategy since `since`."""
-    return (
-        select(Signal.id)
-        .where(
-            Signal.strategy_id == values["strategy_id"],
-            # The same body carries the same key, so an earlier copy is unkeyed too; saying so
-            # lets the planner use the partial index of unkeyed alerts.
-            Signal.idempotency_key.is_(None),
-            Signal.body_hash == values["body_hash"],
-            Signal.received_at >= since,
-            Signal.status.in_([ACCEPTED, "executed", "failed"]),
-        )
-        .order_by(Signal.id.desc())
-        .limit(1)
+def window_query(bodies: dict[int, list[str]], since: datetime) -> Select[int, str, int, datetime]:
+    """Stored unkeyed signals of these strategies with these body hashes since `since`."""
+    return select(Signal.strategy_id, Signal.body_hash, Signal.id, Signal.received_at).where(
+        or_(
+            *(
+                and_(
+                    Signal.strategy_id == strategy_id,
+                    # The same body carries the same key, so an earlier copy is unkeyed too;
+                    # saying so lets the planner use the partial index of unkeyed alerts.
+                    Signal.idempotency_key.is_(None),
+                    Signal.body_hash.in_(hashes),
+                )
+                for strategy_id, hashes in bodies.items()
+            )
+        ),
+        Signal.received_at >= since,
+        Signal.status.in_([ACCEPTED, "executed", "failed"]),
     )
 
 

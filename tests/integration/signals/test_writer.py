@@ -209,7 +209,8 @@ async def test_the_window_check_finds_unkeyed_repeats_through_the_partial_index(
     assert duplicate_of == first_id  # the unkeyed original, not the keyed alert before it
     if db.is_sqlite:  # PostgreSQL plans by its statistics; SQLite by the query's shape
         since = now() - timedelta(seconds=60)
-        query = writer_module.window_query(signal_values(seeded.strategy_id, 0, None), since)
+        values = signal_values(seeded.strategy_id, 0, None)
+        query = writer_module.window_query({seeded.strategy_id: [values["body_hash"]]}, since)
         sql = str(query.compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True}))
         async with db.session() as session:
             rows = await session.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
