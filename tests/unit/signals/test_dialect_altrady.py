@@ -8,23 +8,13 @@ from typing import Any
 
 import pytest
 
-from pinelab.signals.exceptions import AlertRejected
-from pinelab.signals.intent import Action, AlertIntent, QuantityType, Sentiment
-from pinelab.signals.parser import parse_alert, read_alert
+from pinelab.signals.intent import Action, QuantityType, Sentiment
+from pinelab.signals.parser import read_alert
+from tests.unit.signals.json_alerts import parse, refusal
 
 D = Decimal
 KEYS = {"api_key": "altrady-key-123", "api_secret": "altrady-secret-456"}
 OPEN = {**KEYS, "exchange": "BINA", "symbol": "BINA_USDT_BTC", "side": "long"}
-
-
-def parse(message: dict[str, Any]) -> AlertIntent:
-    return parse_alert(json.dumps(message).encode(), "application/json")
-
-
-def refusal(message: dict[str, Any]) -> AlertRejected:
-    with pytest.raises(AlertRejected) as caught:
-        parse(message)
-    return caught.value
 
 
 def test_the_minimal_open_signal_is_a_buy_of_the_strategy_size():

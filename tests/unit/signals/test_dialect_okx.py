@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
-from pinelab.signals.exceptions import AlertRejected
-from pinelab.signals.intent import Action, AlertIntent, QuantityType, Sentiment
-from pinelab.signals.parser import parse_alert, read_alert
+from pinelab.signals.intent import Action, QuantityType, Sentiment
+from pinelab.signals.parser import read_alert
+from tests.unit.signals.json_alerts import parse, refusal
 
 D = Decimal
 TOKEN = "+50PtBb5CLeGah94UCNpAhgtnSdgXDbZqzVIkWq3To9egvRx"
@@ -38,16 +37,6 @@ SECTION_B_EXIT = {
     "investmentType": "percentage_position",
     "amount": "100",
 }
-
-
-def parse(message: dict[str, Any]) -> AlertIntent:
-    return parse_alert(json.dumps(message).encode(), "application/json")
-
-
-def refusal(message: dict[str, Any]) -> AlertRejected:
-    with pytest.raises(AlertRejected) as caught:
-        parse(message)
-    return caught.value
 
 
 def test_section_a_strategy_message_is_read():

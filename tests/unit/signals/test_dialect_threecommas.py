@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from pinelab.brokers.base import OrderType
-from pinelab.signals.exceptions import AlertRejected
-from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
-from pinelab.signals.parser import parse_alert, read_alert
+from pinelab.signals.intent import Action, ExitTarget, QuantityType, Sentiment
+from pinelab.signals.parser import read_alert
+from tests.unit.signals.json_alerts import parse, refusal
 
 D = Decimal
 
@@ -44,16 +44,6 @@ EXIT_LONG = {
     "max_lag": 300,
     "timestamp": "2026-12-07T20:00:00Z",
 }
-
-
-def parse(message: dict[str, Any]) -> AlertIntent:
-    return parse_alert(json.dumps(message).encode(), "application/json")
-
-
-def refusal(message: dict[str, Any]) -> AlertRejected:
-    with pytest.raises(AlertRejected) as caught:
-        parse(message)
-    return caught.value
 
 
 def test_strategy_type_message_is_read_with_its_market_position():

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from pinelab.brokers.base import OrderType, TimeInForce
-from pinelab.signals.exceptions import AlertRejected
-from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
-from pinelab.signals.parser import parse_alert
+from pinelab.signals.intent import Action, ExitTarget, QuantityType, Sentiment
+from tests.unit.signals.json_alerts import parse, refusal
 
 D = Decimal
-
-
-def parse(message: dict[str, Any]) -> AlertIntent:
-    return parse_alert(json.dumps(message).encode(), "application/json")
-
-
-def refusal(message: dict[str, Any]) -> AlertRejected:
-    with pytest.raises(AlertRejected) as caught:
-        parse(message)
-    return caught.value
 
 
 def test_the_reference_example_reads_with_its_brackets():

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
-from pinelab.signals.exceptions import AlertRejected
-from pinelab.signals.intent import Action, AlertIntent, QuantityType, Sentiment
-from pinelab.signals.parser import parse_alert, read_alert
+from pinelab.signals.intent import Action, QuantityType, Sentiment
+from pinelab.signals.parser import read_alert
+from tests.unit.signals.json_alerts import parse, refusal
 
 D = Decimal
 CODE = "ENTER-LONG_BINANCE_BTCUSDT_My bot_1H_8e34479cfe49027eda195457"
 ENTER = {"code": CODE, "orderType": "market", "amountPerTradeType": "quote", "amountPerTrade": 100}
-
-
-def parse(message: dict[str, Any]) -> AlertIntent:
-    return parse_alert(json.dumps(message).encode(), "application/json")
-
-
-def refusal(message: dict[str, Any]) -> AlertRejected:
-    with pytest.raises(AlertRejected) as caught:
-        parse(message)
-    return caught.value
 
 
 def test_enter_long_with_a_quote_amount_is_read():

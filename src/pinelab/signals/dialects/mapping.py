@@ -14,6 +14,17 @@ from typing import Any, Final
 from pinelab.errors import ErrorDetail
 from pinelab.signals.exceptions import AlertRejected
 
+# The action words 3Commas' and OKX's signal bots share: (action, sentiment); an exit is a
+# close-only order on the position's other side.
+BOT_ACTIONS: Final[Mapping[str, tuple[str, str | None]]] = {
+    "enter_long": ("buy", None),
+    "enter_short": ("sell", None),
+    "exit_long": ("sell", "flat"),
+    "exit_short": ("buy", "flat"),
+    "buy": ("buy", None),
+    "sell": ("sell", None),
+}
+
 # Keys whose value is a secret in any alert: matched on the key as decoded (an escaped
 # "pass\u0070hrase" is "passphrase"), lower-cased and stripped of everything but letters and
 # digits, so "api-secret", "apiSecret" and "API_SECRET" are one key.

@@ -18,18 +18,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from pinelab.signals.dialects.base import Translation
-from pinelab.signals.dialects.mapping import Problems, put, secrets_in, word
+from pinelab.signals.dialects.mapping import BOT_ACTIONS, Problems, put, secrets_in, word
 
 NAME: Final = "OKX signal bot"
 
-ACTIONS: Final[Mapping[str, tuple[str, str | None]]] = {
-    "enter_long": ("buy", None),
-    "enter_short": ("sell", None),
-    "exit_long": ("sell", "flat"),
-    "exit_short": ("buy", "flat"),
-    "buy": ("buy", None),
-    "sell": ("sell", None),
-}
+ACTIONS: Final = BOT_ACTIONS
 INVESTMENT_TYPES: Final[Mapping[str, str]] = {
     "base": "fixed",
     "percentage_position": "percent_of_position",

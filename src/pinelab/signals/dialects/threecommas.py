@@ -18,19 +18,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 from pinelab.signals.dialects.base import Translation
-from pinelab.signals.dialects.mapping import Problems, put, secrets_in, word
+from pinelab.signals.dialects.mapping import BOT_ACTIONS, Problems, put, secrets_in, word
 
 NAME: Final = "3Commas signal bot"
 
-# (action, sentiment): an exit is a close-only order on the position's other side.
-ACTIONS: Final[Mapping[str, tuple[str, str | None]]] = {
-    "enter_long": ("buy", None),
-    "enter_short": ("sell", None),
-    "exit_long": ("sell", "flat"),
-    "exit_short": ("buy", "flat"),
-    "buy": ("buy", None),
-    "sell": ("sell", None),
-}
+ACTIONS: Final = BOT_ACTIONS
 CURRENCY_TYPES: Final[Mapping[str, str]] = {
     "base": "fixed",
     "quote": "notional",
