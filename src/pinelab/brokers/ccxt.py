@@ -6,9 +6,11 @@ It drives `ccxt.async_support` and never mocks or bypasses it; what it adds, doc
   "BTC/USDT" all resolve to the spot market "BTC/USDT"; anything else, a perpetual
   ("BTCUSDT.P") or a continuous future ("BTC1!") included, is `UnknownSymbol`
   (brokers/symbols.py).
-- Quantities and prices are cut to the market's precision with ccxt's `amount_to_precision`
-  / `price_to_precision`; a quantity that rounds to nothing, or falls below the market's
-  minimum amount or (when a price is known) minimum cost, is `InvalidOrder` before sending.
+- Quantities are cut down to the market's precision with ccxt's `amount_to_precision` (never
+  more than asked); a price off the market's price step is `InvalidOrder` (never a price the
+  alert did not ask for: `price_to_precision` would round it); a quantity that rounds to
+  nothing, or falls below the market's minimum amount or (when a price is known) minimum cost,
+  is `InvalidOrder` before sending.
 - Our client_order_id travels under the exchange's own parameter (`ccxt_mapping.DIALECTS`;
   ccxt's unified `clientOrderId` elsewhere). Resubmitting one the venue already holds returns
   that order. Lookup by client id uses the exchange's direct query where one exists (Crypto.com
@@ -301,9 +303,13 @@ class CcxtBroker:
         if not price.is_finite() or price <= 0:
             raise InvalidOrder(f"{name} must be a positive number, got {price}")
         try:
-            return Decimal(self.exchange.price_to_precision(symbol, str(price)))
+            rounded = Decimal(self.exchange.price_to_precision(symbol, str(price)))
         except ccxt_async.BaseError as exc:
             raise InvalidOrder(f"{name} {price} is below the price step of {symbol}") from exc
+        if rounded != price:  # never a price the alert did not ask for
+            step = self.exchange.market(symbol)["precision"]["price"]
+            raise InvalidOrder(f"{name} {price} is not a multiple of {symbol}'s price step {step}")
+        return rounded
 
     async def _accepted(
         self, created: dict[str, Any], symbol: str, client_order_id: str

@@ -189,14 +189,23 @@ async def test_an_order_for_an_unknown_symbol_is_refused_before_sending(
 # --- precision and minimums --------------------------------------------------------------------
 
 
-async def test_quantity_and_price_are_cut_to_the_markets_precision(
+async def test_a_quantity_is_cut_down_to_the_markets_step(
     broker: CcxtBroker, emulator: CryptocomEmulator
 ) -> None:
-    report = await broker.submit_order(resting_limit(price="40000.126", quantity="0.123456789"))
+    report = await broker.submit_order(resting_limit(price="40000.12", quantity="0.123456789"))
 
     assert report.quantity == Decimal("0.1234")
     [order] = emulator.books.orders.values()
-    assert (order.quantity, order.limit_price) == (Decimal("0.1234"), Decimal("40000.13"))
+    assert (order.quantity, order.limit_price) == (Decimal("0.1234"), Decimal("40000.12"))
+
+
+async def test_a_price_off_the_markets_step_is_refused_never_rounded(
+    broker: CcxtBroker, emulator: CryptocomEmulator
+) -> None:
+    with pytest.raises(InvalidOrder, match=r"limit price 40000\.126 is not a multiple of BTC/USDT"):
+        await broker.submit_order(resting_limit(price="40000.126", quantity="0.1"))
+
+    assert creates(emulator) == 0
 
 
 async def test_a_quantity_below_the_smallest_step_is_refused_before_sending(
