@@ -25,6 +25,14 @@ from starlette.datastructures import State
 from starlette.middleware.cors import CORSMiddleware
 
 from pinelab import __version__
+from pinelab.accounts.emails import AccountEmails
+from pinelab.accounts.recovery import (
+    ACCOUNT_EMAIL,
+    PRUNE_ACCOUNT_TOKENS,
+    RecoveryLimits,
+    prune_account_tokens,
+)
+from pinelab.accounts.router import admin_router as admin_users_router
 from pinelab.accounts.router import router as auth_router
 from pinelab.accounts.service import new_login_limiter
 from pinelab.api.errors import install_error_handlers
@@ -41,7 +49,7 @@ from pinelab.jobs.router import router as dead_letters_router
 from pinelab.jobs.worker import JobType, Worker
 from pinelab.logging import configure_logging
 from pinelab.notify.dead_letters import notify_dead_letter_owner
-from pinelab.notify.email import SEND_EMAIL, send_email
+from pinelab.notify.email import SEND_EMAIL, EmailSender, send_email
 from pinelab.ops import shutdown
 from pinelab.ops.health import HealthChecker
 from pinelab.ops.heap import startup_heap_frozen
@@ -76,6 +84,7 @@ log = structlog.get_logger(__name__)
 API_PREFIX: Final = "/api/v1"
 PRUNE_RECONCILIATION_RUNS: Final = "prune_reconciliation_runs"
 PRUNE_INTERVAL_SECONDS: Final = 3600.0
+ACCOUNT_TOKENS_PRUNE_SECONDS: Final = 3600.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,7 @@ class Services:
     reconcile: Reconcile
     health: HealthChecker
     login_limiter: RateLimiter
+    recovery_limits: RecoveryLimits
 
     async def close(self, metrics_server: MetricsServer | None = None) -> None:
         """Stop the worker and the signal writer, close broker sessions and the database."""
@@ -159,6 +169,7 @@ def build_services(settings: Settings) -> Services:
         reconcile=reconcile,
         health=HealthChecker(settings, db),
         login_limiter=new_login_limiter(),
+        recovery_limits=RecoveryLimits.default(),
     )
 
 
@@ -181,6 +192,8 @@ def job_types(
             on_replay=replay_hooks()[EXECUTE_SIGNAL],
         ),
         SEND_EMAIL: JobType(run=partial(_send_email, settings=settings)),
+        ACCOUNT_EMAIL: JobType(run=partial(_account_email, emails=account_emails(settings, db))),
+        PRUNE_ACCOUNT_TOKENS: JobType(run=partial(_prune_account_tokens, db=db)),
         RECONCILE: JobType(run=partial(_reconcile, reconcile=reconcile)),
         CLEANUP_JOBS: JobType(run=partial(_cleanup_jobs, db=db)),
         PRUNE_RECONCILIATION_RUNS: JobType(
@@ -206,6 +219,9 @@ def register_periodic_jobs(worker: Worker, settings: Settings) -> None:
     worker.scheduler.register(
         PRUNE_RECONCILIATION_RUNS, PRUNE_INTERVAL_SECONDS, PRUNE_RECONCILIATION_RUNS
     )
+    worker.scheduler.register(
+        PRUNE_ACCOUNT_TOKENS, ACCOUNT_TOKENS_PRUNE_SECONDS, PRUNE_ACCOUNT_TOKENS
+    )
 
 
 def _signal_id(job: Job) -> int:
@@ -228,6 +244,25 @@ async def _signal_replayed(session: AsyncSession, job: Job) -> None:
 
 async def _send_email(job: Job, *, settings: Settings) -> None:
     await send_email(job.payload, settings=settings)
+
+
+def account_emails(settings: Settings, db: Database) -> AccountEmails:
+    """Return the sender of verification, reset and password-changed emails."""
+    return AccountEmails(
+        db=db,
+        sender=EmailSender.from_settings(settings),
+        base_url=settings.base_url,
+        verification_ttl=timedelta(hours=settings.email_verification_ttl_hours),
+        reset_ttl=timedelta(hours=settings.password_reset_ttl_hours),
+    )
+
+
+async def _account_email(job: Job, *, emails: AccountEmails) -> None:
+    await emails.run(job.payload)
+
+
+async def _prune_account_tokens(job: Job, *, db: Database) -> None:
+    await prune_account_tokens(db)
 
 
 async def _reconcile(job: Job, *, reconcile: Reconcile) -> None:
@@ -312,6 +347,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_router)
     for router in (
         auth_router,
+        admin_users_router,
         broker_accounts_router,
         strategies_router,
         signals_router,
@@ -338,6 +374,7 @@ def _expose(state: State, services: Services) -> None:
     state.worker = services.worker
     state.reconcile = services.reconcile
     state.login_limiter = services.login_limiter
+    state.recovery_limits = services.recovery_limits
 
 
 def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:

@@ -1,4 +1,4 @@
-"""Who is asking (the bearer token's user, the admin check) and the login limiter."""
+"""Who is asking (the bearer token's user, verified or admin) and the limiters of auth routes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from pinelab.accounts.exceptions import EmailNotVerified
 from pinelab.accounts.models import User
+from pinelab.accounts.recovery import RecoveryLimits
 from pinelab.accounts.security import ACCESS_AUDIENCE, decode_jwt
 from pinelab.api.deps import DatabaseDep, SecretKeyDep
 from pinelab.errors import AuthenticationError, AuthorizationError
@@ -52,3 +54,20 @@ async def get_login_limiter(request: Request) -> RateLimiter:
 CurrentUser = Annotated[User, Depends(current_user)]
 CurrentAdmin = Annotated[User, Depends(current_admin)]
 LoginLimiterDep = Annotated[RateLimiter, Depends(get_login_limiter)]
+
+
+async def current_verified_user(user: Annotated[User, Depends(current_user)]) -> User:
+    """Return the current user when their email is verified, else answer 403 EmailNotVerified."""
+    if user.email_verified_at is None:
+        raise EmailNotVerified
+    return user
+
+
+async def get_recovery_limits(request: Request) -> RecoveryLimits:
+    """Return the process's limits of the verification and reset endpoints."""
+    limits: RecoveryLimits = request.app.state.recovery_limits
+    return limits
+
+
+VerifiedUser = Annotated[User, Depends(current_verified_user)]
+RecoveryLimitsDep = Annotated[RecoveryLimits, Depends(get_recovery_limits)]

@@ -1,26 +1,50 @@
-"""HTTP routes of the accounts package: register, login, refresh, logout and me."""
+"""HTTP routes of the accounts package: sign-up and email verification, login, refresh, logout,
+me, password reset and change, and the admin's mark-verified."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
-from pinelab.accounts import service
-from pinelab.accounts.dependencies import CurrentUser, LoginLimiterDep
+from pinelab.accounts import recovery, service
+from pinelab.accounts.dependencies import (
+    CurrentAdmin,
+    CurrentUser,
+    LoginLimiterDep,
+    RecoveryLimitsDep,
+)
 from pinelab.accounts.exceptions import InvalidRefreshToken
 from pinelab.accounts.schemas import (
+    AcceptedResponse,
+    ChangePasswordRequest,
+    EmailRequest,
     LoginRequest,
     LogoutRequest,
     RefreshRequest,
     RegisterRequest,
+    ResetPasswordRequest,
+    ResetTokenStatus,
+    TokenRequest,
     TokenResponse,
     UserRead,
 )
 from pinelab.api.deps import DatabaseDep, SecretKeyDep, SettingsDep
 from pinelab.api.request import client_ip
+from pinelab.jobs.dependencies import WorkerDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+admin_router = APIRouter(prefix="/admin/users", tags=["admin"])
+
+MAX_ID = 2**63 - 1
+_TOO_MANY: dict[int | str, dict[str, Any]] = {429: {"description": "Too many requests"}}
+_BAD_TOKEN: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid, expired or used token"},
+    **_TOO_MANY,
+}
+EMAIL_ON_ITS_WAY = (
+    "If {what} exists for this address, an email is on its way; it can take a few minutes."
+)
 
 
 async def token_policy(settings: SettingsDep, secret_key: SecretKeyDep) -> service.TokenPolicy:
@@ -45,10 +69,19 @@ OriginDep = Annotated[service.SessionOrigin, Depends(session_origin)]
 
 
 @router.post("/register", status_code=201, responses={409: {"description": "Email taken"}})
-async def register(body: RegisterRequest, db: DatabaseDep) -> UserRead:
-    """Create an account; the email must be free and the password pass the policy."""
+async def register(
+    body: RegisterRequest, db: DatabaseDep, settings: SettingsDep, worker: WorkerDep
+) -> UserRead:
+    """Create an account (the email free, the password past the policy); mail a verification."""
     async with db.transaction() as session:
         user = await service.create_user(session, email=body.email, password=body.password)
+        await recovery.queue_account_email(
+            session,
+            recovery.VERIFY_EMAIL,
+            user_id=user.id,
+            max_attempts=settings.max_retry_attempts,
+        )
+    worker.wake()
     return UserRead.from_user(user)
 
 
@@ -98,4 +131,133 @@ async def logout(body: LogoutRequest, db: DatabaseDep) -> None:
 @router.get("/me", responses={401: {"description": "Missing or invalid access token"}})
 async def me(user: CurrentUser) -> UserRead:
     """Return the signed-in user."""
+    return UserRead.from_user(user)
+
+
+@router.post("/verify-email", responses=_BAD_TOKEN)
+async def verify_email(
+    body: TokenRequest, db: DatabaseDep, origin: OriginDep, limits: RecoveryLimitsDep
+) -> UserRead:
+    """Confirm an email address with the token mailed to it (once, within 48 hours)."""
+    limits.check("verify-email", ip=origin.ip_address)
+    async with db.transaction() as session:
+        user = await recovery.verify_email(session, token=body.token)
+    return UserRead.from_user(user)
+
+
+@router.post("/resend-verification", status_code=202, responses=_TOO_MANY)
+async def resend_verification(
+    body: EmailRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> AcceptedResponse:
+    """Mail a new verification link; the same answer whether or not the address has an account."""
+    limits.check("resend-verification", ip=origin.ip_address, email=body.email)
+    async with db.transaction() as session:
+        await recovery.queue_account_email(
+            session,
+            recovery.VERIFY_EMAIL,
+            email=body.email,
+            ip=origin.ip_address,
+            max_attempts=settings.max_retry_attempts,
+        )
+    worker.wake()
+    return AcceptedResponse(message=EMAIL_ON_ITS_WAY.format(what="an unverified account"))
+
+
+@router.post("/request-reset", status_code=202, responses=_TOO_MANY)
+async def request_reset(
+    body: EmailRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> AcceptedResponse:
+    """Mail a password-reset link; the same answer and work whether or not the address exists."""
+    limits.check("request-reset", ip=origin.ip_address, email=body.email)
+    async with db.transaction() as session:
+        await recovery.queue_account_email(
+            session,
+            recovery.RESET_PASSWORD,
+            email=body.email,
+            ip=origin.ip_address,
+            max_attempts=settings.max_retry_attempts,
+        )
+    worker.wake()
+    return AcceptedResponse(message=EMAIL_ON_ITS_WAY.format(what="an account"))
+
+
+@router.post("/validate-reset-token", responses=_BAD_TOKEN)
+async def validate_reset_token(
+    body: TokenRequest, db: DatabaseDep, origin: OriginDep, limits: RecoveryLimitsDep
+) -> ResetTokenStatus:
+    """Tell whether a reset token can still be used (it is not spent by asking)."""
+    limits.check("validate-reset-token", ip=origin.ip_address)
+    async with db.session() as session:
+        expires_at = await recovery.check_reset_token(session, token=body.token)
+    return ResetTokenStatus(expires_at=expires_at)
+
+
+@router.post("/reset-password", responses=_BAD_TOKEN)
+async def reset_password(
+    body: ResetPasswordRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> AcceptedResponse:
+    """Set a new password with a reset token; every session ends and a confirmation is mailed."""
+    limits.check("reset-password", ip=origin.ip_address)
+    await recovery.reset_password(
+        db,
+        token=body.token,
+        new_password=body.new_password,
+        ip=origin.ip_address,
+        max_attempts=settings.max_retry_attempts,
+    )
+    worker.wake()
+    return AcceptedResponse(message="Password changed; sign in with the new one.")
+
+
+@router.post("/change-password", responses={401: {"description": "Not signed in"}, **_TOO_MANY})
+async def change_password(
+    body: ChangePasswordRequest,
+    user: CurrentUser,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    policy: PolicyDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> TokenResponse:
+    """Change the password; every other session ends, and this client gets fresh tokens."""
+    limits.check("change-password", ip=origin.ip_address, email=user.email)
+    changed = await recovery.change_password(
+        db,
+        user_id=user.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        ip=origin.ip_address,
+        max_attempts=settings.max_retry_attempts,
+    )
+    async with db.transaction() as session:
+        issued = await service.open_session(
+            session, user_id=changed.id, policy=policy, origin=origin
+        )
+    worker.wake()
+    return TokenResponse.from_issued(issued)
+
+
+@admin_router.post("/{user_id}/verify-email", responses={404: {"description": "No such user"}})
+async def mark_email_verified(
+    user_id: Annotated[int, Path(ge=1, le=MAX_ID)], admin: CurrentAdmin, db: DatabaseDep
+) -> UserRead:
+    """Mark a user's email address verified (the administrator vouches for it)."""
+    async with db.transaction() as session:
+        user = await recovery.mark_email_verified(session, user_id=user_id)
     return UserRead.from_user(user)

@@ -1,6 +1,6 @@
 """Import every table so the metadata (and Alembic) sees the whole schema."""
 
-from pinelab.accounts.models import AuthSession, User
+from pinelab.accounts.models import AccountToken, AuthSession, User
 from pinelab.brokers.models import (
     BrokerAccount,
     PaperAccount,
@@ -16,6 +16,7 @@ from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 
 __all__ = [
+    "AccountToken",
     "AuthSession",
     "Base",
     "BrokerAccount",
