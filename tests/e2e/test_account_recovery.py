@@ -3,14 +3,17 @@ server (aiosmtpd) and its link read back."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from pinelab.accounts.models import AccountToken, User
 from pinelab.accounts.recovery import PRUNE_ACCOUNT_TOKENS, prune_account_tokens
@@ -429,3 +432,48 @@ async def test_an_email_refused_for_good_becomes_a_dead_letter_without_its_token
         "ip": CLIENT_IP,
     }
     assert inbox.refused == 1
+
+
+async def test_no_password_or_token_reaches_a_log_line_or_an_answer(
+    client: httpx.AsyncClient,
+    inbox: Inbox,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    answers: list[httpx.Response] = []
+    third = "ninth-bright-harbour-of-cranes"
+
+    async def post(path: str, body: dict[str, str], **kwargs: Any) -> httpx.Response:
+        answer = await client.post(f"{API}/{path}", json=body, **kwargs)
+        answers.append(answer)
+        return answer
+
+    with capture_logs() as logs:
+        await post("register", {"email": "max@example.com", "password": PASSWORD})
+        verify = await wait_for_token(lambda: mails(inbox), "max@example.com", "verify-email")
+        await post("verify-email", {"token": verify})
+        await post("request-reset", {"email": "max@example.com"})
+        reset = await wait_for_token(lambda: mails(inbox), "max@example.com", "reset-password")
+        await post("validate-reset-token", {"token": reset})
+        await post("reset-password", {"token": reset, "new_password": NEW_PASSWORD})
+        signed_in = await post("login", {"email": "max@example.com", "password": NEW_PASSWORD})
+        headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        await post(
+            "change-password",
+            {"current_password": NEW_PASSWORD, "new_password": third},
+            headers=headers,
+        )
+        await eventually(
+            lambda: len(to(mails(inbox), "max@example.com")) == 4, what="the two confirmations"
+        )
+    assert [answer.status_code for answer in answers] == [201, 200, 202, 200, 200, 200, 200]
+
+    printed = capfd.readouterr()
+    # PineLab's records; the SMTP server's own (mail.log) print the messages it receives.
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith("mail.log")]
+    seen = "\n".join([*(a.text for a in answers[:-2]), repr(logs), *ours, printed.err])
+    assert "password_reset" in seen  # the flow was logged, and the log was read
+    tokens = [answers[-2].json()["refresh_token"], answers[-1].json()["refresh_token"]]
+    for secret in (PASSWORD, NEW_PASSWORD, third, verify, reset, *tokens):
+        assert secret not in seen
