@@ -477,3 +477,20 @@ async def test_no_password_or_token_reaches_a_log_line_or_an_answer(
     tokens = [answers[-2].json()["refresh_token"], answers[-1].json()["refresh_token"]]
     for secret in (PASSWORD, NEW_PASSWORD, third, verify, reset, *tokens):
         assert secret not in seen
+
+
+async def test_a_sign_in_from_a_new_device_is_emailed_once(
+    app: FastAPI, client: httpx.AsyncClient, inbox: Inbox
+) -> None:
+    await verified_user(client, inbox, "nia@example.com")  # the first sign-in is no news
+    phone = {"User-Agent": "PineLab-Phone/1.0"}
+    for _ in range(2):
+        answer = await client.post(
+            f"{API}/login", json={"email": "nia@example.com", "password": PASSWORD}, headers=phone
+        )
+        assert answer.status_code == 200, answer.text
+    await eventually(lambda: queue_drained(app.state.db), what="the email jobs to finish")
+    notices = [m for m in to(mails(inbox), "nia@example.com") if "New sign-in" in m["Subject"]]
+    assert len(notices) == 1
+    assert "PineLab-Phone/1.0" in text_of(notices[0])
+    assert CLIENT_IP in html_of(notices[0])

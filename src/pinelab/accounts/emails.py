@@ -74,6 +74,16 @@ class AccountEmails:
                 ip=ip or "unknown",
                 base_url=self.base_url,
             )
+        if message == recovery.NEW_DEVICE:
+            return render_email(
+                "new_device",
+                to=user.email,
+                subject="New sign-in to your PineLab account",
+                when=now().strftime(TIME_FORMAT),
+                ip=ip or "unknown",
+                user_agent=payload.get("user_agent") or "unknown",
+                base_url=self.base_url,
+            )
         raise ValueError(f"unknown account email {message!r}")
 
     async def _with_token(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pinelab.accounts import security, service
 from pinelab.accounts.exceptions import InvalidAccountToken, WrongCurrentPassword
-from pinelab.accounts.models import AccountToken, User
+from pinelab.accounts.models import AccountToken, AuthSession, User
 from pinelab.clock import now
 from pinelab.db import Database
 from pinelab.errors import RateLimitExceeded, ResourceNotFoundError
@@ -37,6 +37,7 @@ ACCOUNT_EMAIL = "account_email"
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"  # noqa: S105 - a token purpose, not a secret
 PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a message name, not a secret
+NEW_DEVICE = "new_device"
 PRUNE_ACCOUNT_TOKENS = "prune_account_tokens"
 # Spent tokens are kept a day (when and from where a reset was used), then deleted.
 SPENT_TOKEN_RETENTION = timedelta(days=1)
@@ -84,6 +85,33 @@ async def queue_account_email(
     """Queue an account email for a user id, or for an address that may have no account."""
     payload: dict[str, Any] = {"message": message, "user_id": user_id, "email": email, "ip": ip}
     await queue.enqueue(session, ACCOUNT_EMAIL, payload, max_attempts=max_attempts, user_id=user_id)
+
+
+async def notice_new_device(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    ip: str | None,
+    user_agent: str | None,
+    max_attempts: int,
+) -> bool:
+    """Queue a "new sign-in" email when no earlier session of the user had this device.
+
+    A device is the pair (address, user agent) recorded on sessions; a user's first sign-in
+    is no news. Call it before opening the new session. True when the email was queued.
+    """
+    earlier = await session.execute(
+        select(AuthSession.ip_address, AuthSession.user_agent)
+        .where(AuthSession.user_id == user_id)
+        .distinct()
+    )
+    devices = {(row[0], row[1]) for row in earlier}
+    device = (ip[:64] if ip else None, user_agent[:255] if user_agent else None)
+    if not devices or device in devices:
+        return False
+    payload = {"message": NEW_DEVICE, "user_id": user_id, "ip": ip, "user_agent": device[1]}
+    await queue.enqueue(session, ACCOUNT_EMAIL, payload, max_attempts=max_attempts, user_id=user_id)
+    return True
 
 
 async def issue_token(

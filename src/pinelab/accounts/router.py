@@ -95,15 +95,26 @@ async def login(
     policy: PolicyDep,
     origin: OriginDep,
     limiter: LoginLimiterDep,
+    settings: SettingsDep,
+    worker: WorkerDep,
 ) -> TokenResponse:
-    """Exchange email and password for an access token and a refresh token."""
+    """Exchange email and password for tokens; a sign-in from a new device is emailed."""
     # Checked outside the write transaction: argon2 is slow and SQLite has a single writer.
     async with db.session() as session:
         verified = await service.check_credentials(
             session, email=body.email, password=body.password, limiter=limiter, origin=origin
         )
     async with db.transaction() as session:
+        noticed = await recovery.notice_new_device(
+            session,
+            user_id=verified.user_id,
+            ip=origin.ip_address,
+            user_agent=origin.user_agent,
+            max_attempts=settings.max_retry_attempts,
+        )
         issued = await service.start_session(session, login=verified, policy=policy, origin=origin)
+    if noticed:
+        worker.wake()
     return TokenResponse.from_issued(issued)
 
 
