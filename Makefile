@@ -7,14 +7,17 @@ TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: run test lint fmt typecheck migrate revision bench clean
 
+# The first run installs PineLab's dependencies (what it imports, pinned by constraints.txt) and
+# shows pip's progress; later runs skip this until pyproject.toml or constraints.txt change.
 $(STAMP): pyproject.toml constraints.txt
+	@echo "Installing PineLab and its dependencies into $(VENV) (the first time takes a minute)"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e .
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
 	touch $(TEST_STAMP)
 
 run: $(STAMP)

@@ -52,12 +52,15 @@ def cli_environment(data_dir: Path, **env: str) -> dict[str, str]:
     }
 
 
-def run_pinelab(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_pinelab(
+    data_dir: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m pinelab ARGS` with its data dir and SQLite database in `data_dir`."""
     return subprocess.run(
         [sys.executable, "-m", "pinelab", *args],
         cwd=data_dir,
         env=cli_environment(data_dir, **env),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,

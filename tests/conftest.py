@@ -9,7 +9,6 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -24,7 +23,6 @@ from pinelab.config import Settings
 from pinelab.db import Database, migrate
 from pinelab.db.models import Base
 from pinelab.main import Services, build_services, create_app
-from pinelab.ops import ratelimit
 
 PG_URL = os.environ.get("PINELAB_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("PINELAB_TEST_REDIS_URL", "")
@@ -170,9 +168,3 @@ def commits() -> Iterator[list[str]]:
     event.listen(Engine, "commit", on_commit)
     yield seen
     event.remove(Engine, "commit", on_commit)
-
-
-@pytest.fixture
-def still_limiter_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stop the rate limiter's clock, so slow hashing cannot refill a bucket mid-test."""
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: 1000.0))

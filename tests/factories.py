@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select, update
 
+from pinelab.accounts import service as accounts
 from pinelab.accounts.models import User
 from pinelab.accounts.security import hash_password
 from pinelab.brokers.base import Broker
@@ -200,3 +201,16 @@ def signal_values(
         "duplicate_of_id": None,
         "executed_at": None,
     }
+
+
+async def session_headers(db: Database, secret_key: str, user_id: int) -> dict[str, str]:
+    """Open a session for a seeded user, as a login would, and return its bearer header."""
+    policy = accounts.TokenPolicy(
+        secret_key=secret_key, access_ttl_seconds=900, refresh_ttl_seconds=3600
+    )
+    async with db.transaction() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        login = accounts.VerifiedLogin(user_id=user_id, checked_hash=user.password_hash)
+        issued = await accounts.start_session(session, login=login, policy=policy)
+    return {"Authorization": f"Bearer {issued.access_token}"}

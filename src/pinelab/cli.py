@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvicorn
 
+from pinelab.api.limits import PROTOCOL
 from pinelab.brokers.cli import broker_app
 from pinelab.config import Settings
 from pinelab.db import migrate as migrations
 from pinelab.jobs.cli import DeadLetterSetup, dead_letters_app
 from pinelab.logging import configure_logging
+from pinelab.ops.files import make_data_dir_private
 from pinelab.vault import build_vault
 
 app = typer.Typer(
@@ -26,9 +29,17 @@ app = typer.Typer(
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """Read the settings; on a bad value print one line per problem (never a traceback), exit 2."""
+    from pinelab.ops.checks import load_settings
+
+    settings, problems = load_settings(Path(".env"))
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem.variable}: {problem.message}", err=True)
+        typer.echo("run `pinelab check-config` for the fix of each", err=True)
+        raise typer.Exit(2)
     configure_logging(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(settings.data_dir)
     return settings
 
 
@@ -55,6 +66,9 @@ def serve(
         access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds),
+        # httptools plus a header cap, the idle timeout and the request deadline (api/limits.py).
+        http=PROTOCOL,
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
     )
 
 
@@ -134,6 +148,18 @@ def rotate_key(
     )
 
 
+def _read_password(*, from_stdin: bool) -> str:
+    """Return the password from stdin's first line, or from a hidden prompt on a terminal."""
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            typer.echo("error: no password on stdin (write it on the first line)", err=True)
+            raise typer.Exit(2)
+        return password
+    entered: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return entered
+
+
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Bring the database schema up to date."""
@@ -152,10 +178,18 @@ def revision(message: Annotated[str, typer.Option("-m", "--message", help="What 
 @app.command("create-user")
 def create_user(
     email: Annotated[str, typer.Option(help="Email address")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="Password")],
     admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role")] = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of stdin (also when stdin is not a "
+            "terminal); otherwise it is asked for, hidden, twice",
+        ),
+    ] = False,
 ) -> None:
-    """Create a user (verified), optionally an admin."""
+    """Create a user (verified), optionally an admin; the password comes from a prompt or stdin."""
+    password = _read_password(from_stdin=password_stdin)
     settings = _settings()
 
     async def _create() -> int:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import structlog
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = structlog.get_logger(__name__)
 
@@ -40,10 +41,15 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(30 * 86400, ge=3600)
 
     webhook_max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    # What any client may send (docs/security.md, "Hostile input").
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_header_bytes: int = Field(16 * 1024, ge=4096, le=1024 * 1024)
+    request_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    keep_alive_timeout_seconds: int = Field(5, ge=1, le=300)
     webhook_rate_per_minute: int = Field(600, ge=0)
     webhook_bad_token_rate_per_minute: int = Field(30, ge=0)
     tradingview_ips_only: bool = False
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
     db_pool_size: int = Field(10, ge=1, le=200)
 
@@ -72,13 +78,14 @@ class Settings(BaseSettings):
     reconciliation_retention_days: float = Field(30, gt=0)
 
     redis_url: str = Field("", repr=False)
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_token: str = Field("", repr=False)
     metrics_port: int | None = Field(None, ge=1, le=65535)
     allow_sqlite_in_production: bool = False
     shutdown_timeout_seconds: float = Field(20.0, gt=0, le=600)
     health_timeout_seconds: float = Field(2.0, gt=0, le=30)
     health_cache_seconds: float = Field(2.0, ge=0, le=60)
+    broker_health_cache_seconds: float = Field(60.0, ge=0, le=3600)
     check_config_on_start: bool = True
 
     # The credential vault (docs/security.md): one key source, plus old keys for rotation.
@@ -89,7 +96,7 @@ class Settings(BaseSettings):
     encryption_old_keys: str = Field("", repr=False)
     encryption_old_passphrase: str = Field("", repr=False)
     # Where each broker kind is reached instead of its public URL ("alpaca", "ccxt:<id>").
-    broker_base_urls: dict[str, str] = Field(default_factory=dict)
+    broker_base_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     # Email security (docs/configuration.md): "auto" is implicit TLS on port 465, else STARTTLS
     # unless PINELAB_SMTP_STARTTLS=false; a private CA's bundle verifies an internal relay.
@@ -102,6 +109,44 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    # Rate limits (docs/security.md), each per minute; 0 turns one off. Counted in Redis when
+    # PINELAB_REDIS_URL is set (shared by every process), in memory otherwise.
+    rate_limit_ip_per_minute: int = Field(120, ge=0)
+    rate_limit_auth_ip_per_minute: int = Field(30, ge=0)
+    rate_limit_login_account_per_minute: int = Field(10, ge=0)
+    rate_limit_user_per_minute: int = Field(600, ge=0)
+    rate_limit_two_factor_per_minute: int = Field(5, ge=0)
+    rate_limit_recovery_ip_per_minute: int = Field(10, ge=0)
+    rate_limit_account_email_per_minute: int = Field(1, ge=0)
+    # Two-factor authentication (docs/security.md).
+    require_2fa_for_admins: bool = False
+    two_factor_challenge_ttl_seconds: int = Field(300, ge=30, le=1800)
+    two_factor_issuer: str = Field("PineLab", min_length=1, max_length=64)
+
+    @field_validator("trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _list(cls, value: object) -> object:
+        """Read a list written as JSON (`["a", "b"]`) or as comma-separated values (`a, b`)."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return _json(value, "a JSON list")
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    @field_validator("broker_base_urls", mode="before")
+    @classmethod
+    def _map(cls, value: object) -> object:
+        """Read a map written as JSON (`{"k": "v"}`) or as comma-separated `k=v` pairs."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("{"):
+            return _json(value, "a JSON object")
+        pairs = [item.strip() for item in value.split(",") if item.strip()]
+        if any("=" not in pair for pair in pairs):
+            raise ValueError('write it as JSON ({"alpaca": "https://…"}) or as kind=URL pairs')
+        split = (pair.partition("=") for pair in pairs)
+        return {kind.strip(): url.strip() for kind, _, url in split}
 
     @field_validator("public_url")
     @classmethod
@@ -152,3 +197,10 @@ class Settings(BaseSettings):
             hint="set PINELAB_SECRET_KEY in production; this key lives only in the data dir",
         )
         return key
+
+
+def _json(value: str, what: str) -> object:
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise ValueError(f"is not {what}, nor comma-separated values") from None

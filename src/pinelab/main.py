@@ -19,7 +19,7 @@ from functools import partial
 from typing import Final
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 from starlette.middleware.cors import CORSMiddleware
@@ -29,13 +29,14 @@ from pinelab.accounts.emails import AccountEmails
 from pinelab.accounts.recovery import (
     ACCOUNT_EMAIL,
     PRUNE_ACCOUNT_TOKENS,
-    RecoveryLimits,
     prune_account_tokens,
 )
 from pinelab.accounts.router import admin_router as admin_users_router
 from pinelab.accounts.router import router as auth_router
-from pinelab.accounts.service import new_login_limiter
+from pinelab.accounts.two_factor import SECRET_COLUMN as TOTP_SECRET_COLUMN
+from pinelab.accounts.two_factor import remove_expired_challenges
 from pinelab.api.errors import install_error_handlers
+from pinelab.api.limits import BodyLimitMiddleware
 from pinelab.api.middleware import RequestContextMiddleware
 from pinelab.api.openapi import install_openapi
 from pinelab.brokers.credentials import CREDENTIALS_COLUMN
@@ -51,15 +52,18 @@ from pinelab.logging import configure_logging
 from pinelab.notify.dead_letters import notify_dead_letter_owner
 from pinelab.notify.email import SEND_EMAIL, EmailSender, send_email
 from pinelab.ops import shutdown
+from pinelab.ops.dependencies import limit_by_address
+from pinelab.ops.files import make_data_dir_private
 from pinelab.ops.health import HealthChecker
 from pinelab.ops.heap import startup_heap_frozen
 from pinelab.ops.metrics import Metrics, MetricsServer
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import RateLimits
 from pinelab.ops.router import admin_router as admin_health_router
 from pinelab.ops.router import docs_router
 from pinelab.ops.router import router as health_router
+from pinelab.signals.admission import Admission
+from pinelab.signals.router import WEBHOOK_PREFIX, webhook_route
 from pinelab.signals.router import router as signals_router
-from pinelab.signals.router import webhook_route
 from pinelab.signals.service import Ingestor
 from pinelab.signals.writer import SignalWriter
 from pinelab.strategies.router import router as strategies_router
@@ -85,6 +89,7 @@ API_PREFIX: Final = "/api/v1"
 PRUNE_RECONCILIATION_RUNS: Final = "prune_reconciliation_runs"
 PRUNE_INTERVAL_SECONDS: Final = 3600.0
 ACCOUNT_TOKENS_PRUNE_SECONDS: Final = 3600.0
+PRUNE_LOGIN_CHALLENGES: Final = "prune_login_challenges"
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,7 @@ class Services:
     ingestor: Ingestor
     reconcile: Reconcile
     health: HealthChecker
-    login_limiter: RateLimiter
-    recovery_limits: RecoveryLimits
+    rate_limits: RateLimits
 
     async def close(self, metrics_server: MetricsServer | None = None) -> None:
         """Stop the worker and the signal writer, close broker sessions and the database."""
@@ -120,7 +124,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Build the database and the long-lived services of one process (nothing is started)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(settings.data_dir)
     db = Database(
         settings.resolved_database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -135,6 +139,7 @@ def build_services(settings: Settings) -> Services:
     def wake_worker() -> None:
         worker.wake()  # bound late: the worker is built with the handlers that call this
 
+    rate_limits = RateLimits.from_settings(settings)
     reconcile = reconciliation(settings, db=db, brokers=brokers, metrics=metrics, wake=wake_worker)
     worker = Worker(
         db,
@@ -149,11 +154,12 @@ def build_services(settings: Settings) -> Services:
         tokens=tokens,
         writer=writer,
         secret_key=secret_key,
-        strategy_limiter=RateLimiter(settings.webhook_rate_per_minute),
-        bad_token_limiter=RateLimiter(settings.webhook_bad_token_rate_per_minute),
+        strategy_limiter=rate_limits.webhook_token,
+        bad_token_limiter=rate_limits.webhook_bad_token,
         job_kind=EXECUTE_SIGNAL,
         max_attempts=settings.max_retry_attempts,
         metrics=metrics,
+        admission=Admission(db),
     )
     return Services(
         settings=settings,
@@ -168,8 +174,7 @@ def build_services(settings: Settings) -> Services:
         ingestor=ingestor,
         reconcile=reconcile,
         health=HealthChecker(settings, db),
-        login_limiter=new_login_limiter(),
-        recovery_limits=RecoveryLimits.default(),
+        rate_limits=rate_limits,
     )
 
 
@@ -196,6 +201,7 @@ def job_types(
         PRUNE_ACCOUNT_TOKENS: JobType(run=partial(_prune_account_tokens, db=db)),
         RECONCILE: JobType(run=partial(_reconcile, reconcile=reconcile)),
         CLEANUP_JOBS: JobType(run=partial(_cleanup_jobs, db=db)),
+        PRUNE_LOGIN_CHALLENGES: JobType(run=partial(_prune_login_challenges, db=db)),
         PRUNE_RECONCILIATION_RUNS: JobType(
             run=partial(
                 _prune_reconciliation_runs,
@@ -221,6 +227,9 @@ def register_periodic_jobs(worker: Worker, settings: Settings) -> None:
     )
     worker.scheduler.register(
         PRUNE_ACCOUNT_TOKENS, ACCOUNT_TOKENS_PRUNE_SECONDS, PRUNE_ACCOUNT_TOKENS
+    )
+    worker.scheduler.register(
+        PRUNE_LOGIN_CHALLENGES, PRUNE_INTERVAL_SECONDS, PRUNE_LOGIN_CHALLENGES
     )
 
 
@@ -282,6 +291,12 @@ async def _prune_reconciliation_runs(job: Job, *, db: Database, older_than: time
     log.info("reconciliation_runs_pruned", count=pruned)
 
 
+async def _prune_login_challenges(job: Job, *, db: Database) -> None:
+    async with db.transaction() as session:
+        pruned = await remove_expired_challenges(session)
+    log.info("login_challenges_pruned", count=pruned)
+
+
 def reconciliation(
     settings: Settings,
     *,
@@ -341,10 +356,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        exempt_prefixes=(WEBHOOK_PREFIX,),  # the webhook caps its own body and records the refusal
+    )
     app.add_middleware(RequestContextMiddleware, metrics=services.metrics)
     app.router.routes.append(webhook_route)  # early: every alert is matched against it first
-    app.include_router(health_router)
-    app.include_router(docs_router)
+    anonymous = [Depends(limit_by_address)]
+    app.include_router(health_router, dependencies=anonymous)
+    app.include_router(docs_router, dependencies=anonymous)
     for router in (
         auth_router,
         admin_users_router,
@@ -373,8 +394,8 @@ def _expose(state: State, services: Services) -> None:
     state.ingestor = services.ingestor
     state.worker = services.worker
     state.reconcile = services.reconcile
-    state.login_limiter = services.login_limiter
-    state.recovery_limits = services.recovery_limits
+    state.rate_limits = services.rate_limits
+    state.vault = services.vault
 
 
 def _lifespan(services: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -424,4 +445,4 @@ async def run_worker(settings: Settings) -> int:
 
 def encrypted_columns() -> list[EncryptedColumn]:
     """Return every column that holds vault envelopes (what `pinelab rotate-key` re-encrypts)."""
-    return [CREDENTIALS_COLUMN]
+    return [CREDENTIALS_COLUMN, TOTP_SECRET_COLUMN]

@@ -7,8 +7,10 @@ import logging
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI
@@ -494,3 +496,40 @@ async def test_a_sign_in_from_a_new_device_is_emailed_once(
     assert len(notices) == 1
     assert "PineLab-Phone/1.0" in text_of(notices[0])
     assert CLIENT_IP in html_of(notices[0])
+
+
+async def test_a_sign_in_with_2fa_from_a_new_device_is_emailed_when_the_second_step_opens_it(
+    app: FastAPI, client: httpx.AsyncClient, inbox: Inbox, frozen_clock: FrozenClock
+) -> None:
+    headers = await verified_user(client, inbox, "oto@example.com")
+    setup = await client.post(f"{API}/2fa/setup", headers=headers)
+    assert setup.status_code == 200, setup.text
+    secret = parse_qs(urlsplit(setup.json()["otpauth_uri"]).query)["secret"][0]
+    phone_app = pyotp.TOTP(secret)
+    enabled = await client.post(
+        f"{API}/2fa/enable", json={"code": phone_app.at(frozen_clock.now())}, headers=headers
+    )
+    assert enabled.status_code == 200, enabled.text
+    frozen_clock.advance(30)  # the enabling code's step is spent
+
+    tablet = {"User-Agent": "PineLab-Tablet/2.0"}
+    first = await client.post(
+        f"{API}/login", json={"email": "oto@example.com", "password": PASSWORD}, headers=tablet
+    )
+    assert first.json()["two_factor_required"] is True, first.text
+    await eventually(lambda: queue_drained(app.state.db), what="the email jobs to finish")
+
+    def notices() -> list[EmailMessage]:
+        return [m for m in to(mails(inbox), "oto@example.com") if "New sign-in" in m["Subject"]]
+
+    assert notices() == []  # the password alone opens no session: no news yet
+
+    second = await client.post(
+        f"{API}/login/2fa",
+        json={"challenge": first.json()["challenge"], "code": phone_app.at(frozen_clock.now())},
+        headers=tablet,
+    )
+    assert second.status_code == 200, second.text
+    await eventually(lambda: queue_drained(app.state.db), what="the email jobs to finish")
+    assert len(notices()) == 1
+    assert "PineLab-Tablet/2.0" in text_of(notices()[0])

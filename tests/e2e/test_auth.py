@@ -116,7 +116,7 @@ async def test_wrong_password_and_unknown_email_get_identical_answers(
 
 
 async def test_eleventh_login_attempt_in_a_minute_answers_429_with_retry_after(
-    client: httpx.AsyncClient, still_limiter_clock: None
+    client: httpx.AsyncClient,
 ) -> None:
     await register(client)
     for _ in range(10):

@@ -286,6 +286,24 @@ async def test_connectivity_check_says_the_broker_is_unreachable(
     assert "could not reach Alpaca" in result["message"]
 
 
+async def test_an_exchanges_raw_error_body_never_reaches_the_answer(
+    client: httpx.AsyncClient, auth_headers: dict[str, str], cryptocom: CryptocomEmulator
+) -> None:
+    wrong = {"api_key": cryptocom.api_key, "api_secret": "not-the-secret-0123456789abcdef"}
+    account = await create(client, auth_headers, cryptocom_body(cryptocom, credentials=wrong))
+
+    response = await client.post(f"{URL}/{account['id']}/test", headers=auth_headers)
+
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["ok"], result["error"]) == (False, "BrokerAuthFailed")
+    assert result["message"] == (
+        "cryptocom: the exchange refused the API key or its signature (AuthenticationError)"
+    )
+    for raw in ("40101", "UNAUTHORIZED", "private/user-balance", '"code"'):
+        assert raw not in response.text
+
+
 async def test_credentials_moved_to_another_account_cannot_be_decrypted_409(
     client: httpx.AsyncClient, auth_headers: dict[str, str], app: FastAPI, alpaca: AlpacaEmulator
 ) -> None:

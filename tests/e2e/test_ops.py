@@ -17,7 +17,7 @@ from pinelab.db import Database
 from pinelab.main import create_app
 from pinelab.ops.health import HealthChecker
 from tests.e2e.conftest import PASSWORD
-from tests.factories import seed_strategy, settled_signal
+from tests.factories import Seeded, seed_strategy, settled_signal
 from tests.fakes.faults import free_port
 
 ALERT = {"ticker": "AAPL", "action": "buy", "quantity": "2", "price": "100", "id": "ops-1"}
@@ -81,6 +81,26 @@ async def _admin_headers(app: FastAPI, client: httpx.AsyncClient) -> dict[str, s
         "/api/v1/auth/login", json={"email": "ops@example.com", "password": PASSWORD}
     )
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def test_anonymous_readiness_reaches_no_broker_and_admins_see_them(
+    app: FastAPI, client: httpx.AsyncClient, seeded: Seeded
+) -> None:
+    probed: list[str] = []
+
+    async def probe(kind: str, paper: bool) -> None:
+        probed.append(kind)
+
+    app.state.health.broker_probes = {"paper": probe, "alpaca": probe, "ccxt": probe}
+    for _ in range(3):
+        response = await client.get("/health/ready")
+        assert response.status_code == 200
+        assert not any(name.startswith("broker") for name in response.json()["checks"])
+    assert probed == []
+    admin = await client.get("/api/v1/admin/health", headers=await _admin_headers(app, client))
+    assert admin.status_code == 200, admin.text
+    assert admin.json()["checks"]["broker:paper"]["ok"] is True
+    assert probed == ["paper"]
 
 
 async def test_admin_health_shows_the_detail_to_admins_only(

@@ -13,12 +13,12 @@ from fastapi import FastAPI
 
 from pinelab import clock
 from pinelab.accounts.models import User
-from pinelab.accounts.security import ACCESS_AUDIENCE, encode_jwt
 from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
 from pinelab.signals.models import Signal
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.strategies.tokens import hash_token
+from tests.factories import session_headers
 from tests.integration.trading.test_queries import TODAY, Book, seed_book
 from tests.waiting import eventually
 
@@ -38,16 +38,6 @@ class Trader:
     headers: dict[str, str]
 
 
-def _headers(app: FastAPI, user_id: int) -> dict[str, str]:
-    token = encode_jwt(
-        subject=str(user_id),
-        audience=ACCESS_AUDIENCE,
-        key=app.state.secret_key,
-        ttl_seconds=900,
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def _seed_trader(db: Database, app: FastAPI, email: str, webhook_token: str) -> Trader:
     async with db.transaction() as session:
         user = User(email=email, password_hash="not-a-real-hash")
@@ -62,7 +52,12 @@ async def _seed_trader(db: Database, app: FastAPI, email: str, webhook_token: st
         session.add_all([account, strategy])
         await session.flush()
         session.add(StrategyBrokerAccount(strategy_id=strategy.id, broker_account_id=account.id))
-    return Trader(user.id, account.id, strategy.id, _headers(app, user.id))
+    return Trader(
+        user.id,
+        account.id,
+        strategy.id,
+        await session_headers(app.state.db, app.state.secret_key, user.id),
+    )
 
 
 @pytest.fixture
@@ -236,7 +231,7 @@ async def book(
 ) -> tuple[Book, dict[str, str]]:
     frozen_clock.set(TODAY)
     seeded = await seed_book(db)
-    return seeded, _headers(app, seeded.user_id)
+    return seeded, await session_headers(app.state.db, app.state.secret_key, seeded.user_id)
 
 
 async def test_order_detail_lists_history_and_fills_with_decimals_as_strings(

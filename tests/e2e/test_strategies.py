@@ -77,7 +77,7 @@ async def test_create_stores_settings_and_only_hashes_of_secrets(
         [account_id, account_id],
         sizing={"type": "percent_of_equity", "value": "2.5"},
         enabled=False,
-        duplicate_window_seconds=60,
+        duplicate_window_seconds=15,
         passphrase="open sesame",
         allowed_symbols=[" aapl ", "btcusdt", "AAPL", "binance:ethusdt"],
         max_position_quantity="100",
@@ -86,8 +86,8 @@ async def test_create_stores_settings_and_only_hashes_of_secrets(
     assert created["broker_account_ids"] == [account_id]
     assert created["sizing"] == {"type": "percent_of_equity", "value": "2.5"}
     assert created["enabled"] is False
-    assert created["duplicate_window_seconds"] == 60
-    assert created["allowed_symbols"] == ["AAPL", "BTCUSDT", "BINANCE:ETHUSDT"]
+    assert created["duplicate_window_seconds"] == 15
+    assert created["allowed_symbols"] == ["AAPL", "BTCUSDT", "ETHUSDT"]  # canonical tickers
     assert Decimal(created["max_position_quantity"]) == 100
     async with app.state.db.session() as session:
         row = (await session.scalars(select(Strategy))).one()
@@ -96,6 +96,14 @@ async def test_create_stores_settings_and_only_hashes_of_secrets(
     assert "open sesame" not in row.passphrase_hash
     stored = " ".join(str(value) for value in vars(row).values())
     assert created["token"] not in stored
+
+
+async def test_a_new_strategy_takes_resends_within_a_minute_as_duplicates_by_default(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    account_id = await new_account(client, auth_headers)
+    created = await create(client, auth_headers, [account_id])
+    assert created["duplicate_window_seconds"] == 60
 
 
 async def test_rotate_token_kills_the_old_token_at_once(
@@ -298,6 +306,9 @@ async def test_cannot_bind_an_archived_account(
         ({"name": "n" * 101}, "name"),
         ({"broker_account_ids": []}, "broker_account_ids"),
         ({"sizing": {"type": "all_in", "value": "1"}}, "sizing.type"),
+        # alert-only quantity types: no default rule (a stop loss, a position to take a share of)
+        ({"sizing": {"type": "risk_amount", "value": "100"}}, "sizing.type"),
+        ({"sizing": {"type": "percent_of_position", "value": "50"}}, "sizing.type"),
         ({"sizing": {"type": "fixed", "value": "0"}}, "sizing.value"),
         ({"sizing": {"type": "percent_of_equity", "value": "101"}}, "sizing.value"),
         ({"sizing": {"type": "fixed", "value": "1", "x": 1}}, "sizing.x"),

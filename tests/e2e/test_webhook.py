@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -186,8 +187,8 @@ async def test_disabled_strategy_records_the_alert_and_answers_409(
 async def test_strategy_over_its_rate_gets_429_with_retry_after(
     app: FastAPI, client: httpx.AsyncClient, seeded: Seeded
 ) -> None:
-    limiter = app.state.ingestor.strategy_limiter
-    limiter.rate, limiter.burst = 1 / 60, 2.0
+    ingestor = app.state.ingestor
+    ingestor.strategy_limiter = replace(ingestor.strategy_limiter, amount=2)
     answers = [
         await client.post(f"/webhooks/{seeded.token}", json={**ALERT, "id": str(i)})
         for i in range(3)
@@ -199,8 +200,8 @@ async def test_strategy_over_its_rate_gets_429_with_retry_after(
 async def test_source_sending_unknown_tokens_is_rate_limited(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
-    limiter = app.state.ingestor.bad_token_limiter
-    limiter.rate, limiter.burst = 1 / 60, 3.0
+    ingestor = app.state.ingestor
+    ingestor.bad_token_limiter = replace(ingestor.bad_token_limiter, amount=3)
     codes = [(await client.post(f"/webhooks/guess-{i}", json=ALERT)).status_code for i in range(4)]
     assert codes == [404, 404, 404, 429]
 

@@ -96,7 +96,7 @@ async def test_a_body_sent_in_chunks_is_read_whole(
     app: FastAPI, client: httpx.AsyncClient, seeded: Seeded
 ) -> None:
     async def chunks() -> Any:
-        for part in (b"buy ", b"AAPL ", b"3"):
+        for part in (b"buy ", b"AAPL ", b"3 price=", b"10"):
             yield part
 
     response = await client.post(
@@ -106,7 +106,7 @@ async def test_a_body_sent_in_chunks_is_read_whole(
     async with app.state.db.session() as session:
         signal = await session.get(Signal, response.json()["signal_id"])
     assert signal is not None
-    assert signal.raw_body == "buy AAPL 3"
+    assert signal.raw_body == "buy AAPL 3 price=10"
 
 
 async def test_a_bug_in_ingestion_is_a_bare_500_with_the_request_id_logged_and_counted(

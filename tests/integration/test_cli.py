@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import select as fd_select
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +16,7 @@ from sqlalchemy import select
 from pinelab.accounts import security, service
 from pinelab.accounts.models import User
 from pinelab.db import Database
-from tests.cli_support import cli_database_url, run_pinelab
+from tests.cli_support import cli_database_url, cli_environment, run_pinelab
 
 PASSWORD = "blue-harbour-lantern-42"
 
@@ -51,7 +56,7 @@ def add_user(data_dir: Path, email: str) -> None:
 
 def test_create_user_stores_a_verified_user_with_a_hashed_password(data_dir: Path) -> None:
     done = run_pinelab(
-        data_dir, "create-user", "--email", "Trader@Example.com", "--password", PASSWORD
+        data_dir, "create-user", "--email", "Trader@Example.com", stdin=PASSWORD + "\n"
     )
 
     assert done.returncode == 0, done.stderr
@@ -65,7 +70,7 @@ def test_create_user_stores_a_verified_user_with_a_hashed_password(data_dir: Pat
 
 def test_create_user_with_admin_flag_makes_an_admin(data_dir: Path) -> None:
     done = run_pinelab(
-        data_dir, "create-user", "--email", "root@example.com", "--password", PASSWORD, "--admin"
+        data_dir, "create-user", "--email", "root@example.com", "--admin", stdin=PASSWORD
     )
 
     assert done.returncode == 0, done.stderr
@@ -86,9 +91,90 @@ def test_refused_create_user_exits_2_with_the_reason_and_stores_nothing(
 ) -> None:
     add_user(data_dir, "trader@example.com")
 
-    refused = run_pinelab(data_dir, "create-user", "--email", email, "--password", password)
+    refused = run_pinelab(
+        data_dir, "create-user", "--email", email, "--password-stdin", stdin=password + "\n"
+    )
 
     assert refused.returncode == 2
     assert message in refused.stderr
     assert "Traceback" not in refused.stderr
     assert [user.email for user in users_in(data_dir)] == ["trader@example.com"]
+
+
+def test_create_user_without_a_password_on_stdin_exits_2_and_stores_nothing(
+    data_dir: Path,
+) -> None:
+    refused = run_pinelab(data_dir, "create-user", "--email", "x@example.com", stdin="")
+
+    assert refused.returncode == 2
+    assert "no password on stdin" in refused.stderr
+    assert users_in(data_dir) == []
+
+
+def test_a_password_on_the_command_line_is_refused(data_dir: Path) -> None:
+    refused = run_pinelab(
+        data_dir, "create-user", "--email", "x@example.com", "--password", PASSWORD
+    )
+
+    assert refused.returncode == 2
+    assert "No such option" in refused.stderr
+    assert users_in(data_dir) == []
+
+
+def test_create_user_asks_for_the_password_on_a_terminal_without_echoing_it(
+    data_dir: Path,
+) -> None:
+    primary, secondary = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pinelab", "create-user", "--email", "tty@example.com"],
+        cwd=data_dir,
+        env=cli_environment(data_dir),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    try:
+        seen = _answer(primary, b"Password: ", PASSWORD)
+        seen += _answer(primary, b"Repeat for confirmation: ", PASSWORD)
+        seen += _read_until_closed(primary)
+        assert process.wait(timeout=30) == 0, seen
+    finally:
+        os.close(primary)
+        if process.poll() is None:
+            process.kill()
+    assert b"created user 1" in seen
+    assert PASSWORD.encode() not in seen  # the terminal never echoed it
+    [user] = users_in(data_dir)
+    assert security.verify_password(PASSWORD, user.password_hash)[0]
+
+
+def _answer(terminal: int, prompt: bytes, reply: str) -> bytes:
+    """Read the terminal until `prompt` appears (30 s at most), then type `reply`."""
+    seen = b""
+    deadline = time.monotonic() + 30
+    while prompt not in seen:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no {prompt!r} prompt; the terminal showed {seen!r}"
+        ready, _, _ = fd_select.select([terminal], [], [], remaining)
+        if ready:
+            seen += os.read(terminal, 1024)
+    os.write(terminal, reply.encode() + b"\n")
+    return seen
+
+
+def _read_until_closed(terminal: int) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = fd_select.select([terminal], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:  # the command exited: its side of the terminal is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen

@@ -1,4 +1,4 @@
-"""Who is asking (the bearer token's user, verified or admin) and the limiters of auth routes."""
+"""Who is asking (the bearer token's live session and user, verified or admin) and their limits."""
 
 from __future__ import annotations
 
@@ -8,52 +8,97 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from pinelab.accounts.exceptions import EmailNotVerified
+from pinelab.accounts import sessions, two_factor
+from pinelab.accounts.exceptions import EmailNotVerified, TwoFactorRequired
 from pinelab.accounts.models import User
 from pinelab.accounts.recovery import RecoveryLimits
 from pinelab.accounts.security import ACCESS_AUDIENCE, decode_jwt
-from pinelab.api.deps import DatabaseDep, SecretKeyDep
+from pinelab.api.deps import DatabaseDep, SecretKeyDep, SettingsDep
+from pinelab.api.pagination import MAX_ROW_ID
 from pinelab.errors import AuthenticationError, AuthorizationError
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.dependencies import RateLimitsDep
+from pinelab.ops.ratelimit import Limit
+from pinelab.vault import Vault
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+_INVALID_TOKEN = "Invalid or expired access token"  # noqa: S105 - a message, not a secret
 
 
 async def current_user(
+    request: Request,
     db: DatabaseDep,
     secret_key: SecretKeyDep,
+    limits: RateLimitsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """Return the active user the access token names, or answer 401."""
+    """Return the active user of the access token's live session (else 401), rate limited."""
     if credentials is None:
         raise AuthenticationError("Missing bearer token")
     claims = decode_jwt(credentials.credentials, audience=ACCESS_AUDIENCE, key=secret_key)
-    if claims is None:
-        raise AuthenticationError("Invalid or expired access token")
+    user_id, session_id = _ids(claims)
     async with db.session() as session:
-        user = await session.get(User, int(claims["sub"]))
-    if user is None or not user.is_active:
-        raise AuthenticationError("Invalid or expired access token")
-    structlog.contextvars.bind_contextvars(user_id=user.id)
-    return user
+        found = await sessions.active_session(session, user_id=user_id, session_id=session_id)
+    if found is None:
+        raise AuthenticationError(_INVALID_TOKEN)
+    await limits.user.check(str(user_id), "Too many requests; try again later")
+    if found.due_for_touch:
+        async with db.transaction() as session:
+            await sessions.touch(session, session_id)
+    request.state.session_id = session_id
+    structlog.contextvars.bind_contextvars(user_id=user_id)
+    return found.user
 
 
-async def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
-    """Return the current user when an admin, else answer 403."""
+def _ids(claims: dict[str, object] | None) -> tuple[int, int]:
+    subject = claims.get("sub") if claims else None
+    session_id = claims.get("sid") if claims else None
+    if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
+        raise AuthenticationError(_INVALID_TOKEN)
+    user_id = int(subject)
+    if not isinstance(session_id, int) or not 1 <= session_id <= MAX_ROW_ID:
+        raise AuthenticationError(_INVALID_TOKEN)
+    if not 1 <= user_id <= MAX_ROW_ID:
+        raise AuthenticationError(_INVALID_TOKEN)
+    return user_id, session_id
+
+
+async def current_admin(
+    user: Annotated[User, Depends(current_user)], db: DatabaseDep, settings: SettingsDep
+) -> User:
+    """Return the current user when an admin (with 2FA on, if required), else answer 403."""
     if user.role != "admin":
         raise AuthorizationError("Administrator role required")
+    if settings.require_2fa_for_admins:
+        async with db.session() as session:
+            if not await two_factor.is_enabled(session, user.id):
+                raise TwoFactorRequired
     return user
 
 
-async def get_login_limiter(request: Request) -> RateLimiter:
-    """Return the process's limiter of login attempts."""
-    limiter: RateLimiter = request.app.state.login_limiter
-    return limiter
+async def get_login_limiter(limits: RateLimitsDep) -> Limit:
+    """Return the limit of login attempts per account."""
+    return limits.login_account
+
+
+async def get_vault(request: Request) -> Vault:
+    """Return the vault that seals TOTP secrets."""
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+async def get_current_session_id(
+    request: Request, user: Annotated[User, Depends(current_user)]
+) -> int:
+    """Return the id of the session the access token belongs to."""
+    session_id: int = request.state.session_id
+    return session_id
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
 CurrentAdmin = Annotated[User, Depends(current_admin)]
-LoginLimiterDep = Annotated[RateLimiter, Depends(get_login_limiter)]
+LoginLimiterDep = Annotated[Limit, Depends(get_login_limiter)]
+VaultDep = Annotated[Vault, Depends(get_vault)]
+CurrentSessionIdDep = Annotated[int, Depends(get_current_session_id)]
 
 
 async def current_verified_user(user: Annotated[User, Depends(current_user)]) -> User:
@@ -63,10 +108,9 @@ async def current_verified_user(user: Annotated[User, Depends(current_user)]) ->
     return user
 
 
-async def get_recovery_limits(request: Request) -> RecoveryLimits:
-    """Return the process's limits of the verification and reset endpoints."""
-    limits: RecoveryLimits = request.app.state.recovery_limits
-    return limits
+async def get_recovery_limits(limits: RateLimitsDep) -> RecoveryLimits:
+    """Return the limits of the verification, reset and password-change endpoints."""
+    return RecoveryLimits(per_address=limits.recovery_address, per_email=limits.account_email)
 
 
 VerifiedUser = Annotated[User, Depends(current_verified_user)]

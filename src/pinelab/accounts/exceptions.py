@@ -5,6 +5,7 @@ from __future__ import annotations
 from pinelab.errors import (
     AuthenticationError,
     AuthorizationError,
+    ConflictError,
     DuplicateResourceError,
     ErrorDetail,
     ValidationFailed,
@@ -79,4 +80,34 @@ class WrongCurrentPassword(ValidationFailed):
         super().__init__(
             "The current password is not correct",
             details=[ErrorDetail("current_password", "is not correct", "wrong_password")],
+        )
+
+
+class InvalidTwoFactorCode(ValidationFailed):
+    """A TOTP or backup code that is wrong, already used or outside the allowed clock drift."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The code is not valid", details=[ErrorDetail("code", "not a valid code", "invalid")]
+        )
+
+
+class InvalidLoginChallenge(AuthenticationError):
+    """A login challenge that is unknown, expired, used, or out of attempts: log in again."""
+
+    def __init__(self) -> None:
+        super().__init__("Invalid or expired login challenge; log in again")
+
+
+class TwoFactorStateConflict(ConflictError):
+    """A 2FA step that does not fit the account's state (e.g. enable before setup)."""
+
+
+class TwoFactorRequired(AuthorizationError):
+    """An administrator without 2FA while the install requires it of administrators."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Two-factor authentication is required for administrators: "
+            "enable it at POST /api/v1/auth/2fa/setup"
         )

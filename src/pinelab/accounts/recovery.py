@@ -29,7 +29,7 @@ from pinelab.clock import now
 from pinelab.db import Database
 from pinelab.errors import RateLimitExceeded, ResourceNotFoundError
 from pinelab.jobs import queue
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import Limit
 
 log = structlog.get_logger(__name__)
 
@@ -45,21 +45,20 @@ SPENT_TOKEN_RETENTION = timedelta(days=1)
 
 @dataclass(frozen=True)
 class RecoveryLimits:
-    """Rate limits of the unauthenticated account endpoints: per address and per email."""
+    """Rate limits of the account-recovery endpoints: per address and per email, per action.
 
-    per_address: RateLimiter
-    per_email: RateLimiter
+    Both are limits of the process's `RateLimits` (in Redis when configured), keyed by action so
+    asking for a reset does not use up verification requests.
+    """
 
-    @classmethod
-    def default(cls) -> RecoveryLimits:
-        """Return 10 requests a minute per address; 3 emails at once, then 1 a minute each."""
-        return cls(per_address=RateLimiter(10, burst=10), per_email=RateLimiter(1, burst=3))
+    per_address: Limit
+    per_email: Limit
 
-    def check(self, action: str, *, ip: str | None, email: str | None = None) -> None:
+    async def check(self, action: str, *, ip: str | None, email: str | None = None) -> None:
         """Count one request; raise RateLimitExceeded when the address or the email is over."""
-        waits = [self.per_address.hit(f"{action}|{ip or '-'}")]
+        waits = [await self.per_address.hit(f"{action}|{ip or '-'}")]
         if email is not None:
-            waits.append(self.per_email.hit(f"{action}|{email.strip().casefold()}"))
+            waits.append(await self.per_email.hit(f"{action}|{email.strip().casefold()}"))
         retry_after = max((wait for wait in waits if wait is not None), default=None)
         if retry_after is not None:
             raise RateLimitExceeded("Too many requests; try again later", retry_after=retry_after)

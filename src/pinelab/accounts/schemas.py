@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
-from pinelab.accounts.models import User
+from pinelab.accounts.models import AuthSession, User
 from pinelab.accounts.passwords import MAX_PASSWORD_LENGTH
 from pinelab.accounts.service import IssuedTokens
 from pinelab.api.schemas import StrictBody
@@ -126,3 +126,66 @@ class ResetTokenStatus(BaseModel):
 
     valid: Literal[True] = True
     expires_at: datetime
+
+
+# ----------------------------------------------------------------------------- 2FA and sessions
+
+# A TOTP code is 6 digits; a backup code 16 hex digits, hyphens and spaces allowed.
+CodeField = Annotated[str, Field(min_length=6, max_length=32, pattern=r"^[0-9A-Fa-f \-]+$")]
+
+
+class TwoFactorCodeRequest(StrictBody):
+    """A code from the authenticator app (or, where accepted, a backup code)."""
+
+    code: CodeField
+
+
+class TwoFactorLoginRequest(StrictBody):
+    """The second step of a login: its challenge and a TOTP or backup code."""
+
+    challenge: RefreshTokenField
+    code: CodeField
+
+
+class TwoFactorChallengeResponse(BaseModel):
+    """A login whose password checked out and that needs its second factor (no tokens yet)."""
+
+    two_factor_required: Literal[True] = True
+    challenge: Annotated[str, Field(max_length=256, description="For POST /auth/login/2fa")]
+    expires_in: Annotated[int, Field(description="Seconds the challenge is valid")]
+
+
+class TwoFactorSetupResponse(BaseModel):
+    """What the authenticator app scans: shown once, at setup."""
+
+    otpauth_uri: Annotated[str, Field(max_length=1024)]
+    qr_svg: Annotated[str, Field(max_length=200_000, description="The URI as an SVG QR code")]
+
+
+class BackupCodesResponse(BaseModel):
+    """Ten one-time backup codes, shown once; any earlier ones stop working."""
+
+    backup_codes: list[Annotated[str, Field(max_length=32)]]
+
+
+class SessionRead(BaseModel):
+    """A live login of the user: where from, when it began and when it was last used."""
+
+    id: int
+    device: Annotated[str | None, Field(max_length=255, description="The client's user agent")]
+    ip_address: Annotated[str | None, Field(max_length=64)]
+    created_at: datetime
+    last_used_at: datetime | None
+    current: Annotated[bool, Field(description="Whether this request came through it")]
+
+    @classmethod
+    def from_session(cls, row: AuthSession, *, current_id: int | None) -> SessionRead:
+        """Build the view of one session."""
+        return cls(
+            id=row.id,
+            device=row.user_agent,
+            ip_address=row.ip_address,
+            created_at=row.signed_in_at or row.created_at,
+            last_used_at=row.last_used_at,
+            current=row.id == current_id,
+        )

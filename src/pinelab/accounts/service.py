@@ -36,12 +36,11 @@ from pinelab.accounts.models import AuthSession, User
 from pinelab.accounts.passwords import check_password_policy
 from pinelab.clock import now
 from pinelab.errors import ErrorDetail, RateLimitExceeded, ValidationFailed
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import Limit
 
 log = structlog.get_logger(__name__)
 
 ROLES = frozenset({"user", "admin"})
-LOGIN_ATTEMPTS_PER_MINUTE = 10
 
 
 @dataclass(frozen=True)
@@ -78,11 +77,6 @@ class VerifiedLogin:
     user_id: int
     checked_hash: str = field(repr=False)
     new_hash: str | None = field(default=None, repr=False)
-
-
-def new_login_limiter() -> RateLimiter:
-    """Return the limiter of login attempts: 10 a minute per email and address."""
-    return RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE, burst=LOGIN_ATTEMPTS_PER_MINUTE)
 
 
 def normalise_email(email: str) -> str:
@@ -156,13 +150,11 @@ async def check_credentials(
     *,
     email: str,
     password: str,
-    limiter: RateLimiter,
-    origin: SessionOrigin | None = None,
+    limiter: Limit,
 ) -> VerifiedLogin:
-    """Check a login attempt (rate limited); one answer for every kind of failure."""
+    """Check a login attempt (rate limited per account); one answer for every kind of failure."""
     address = _login_address(email)
-    origin = origin or SessionOrigin()
-    retry_after = limiter.hit(f"{address}|{origin.ip_address or '-'}")
+    retry_after = await limiter.hit(address)
     if retry_after is not None:
         raise RateLimitExceeded("Too many login attempts; try again later", retry_after=retry_after)
     user = await _user_by_email(session, address)
@@ -231,7 +223,10 @@ async def rotate_refresh_token(
     user = await session.get(User, found.user_id)
     if user is None or not user.is_active:
         return None
-    return await _open_session(session, user=user, policy=policy, origin=origin)
+    signed_in_at = found.signed_in_at or found.created_at
+    return await _open_session(
+        session, user=user, policy=policy, origin=origin, signed_in_at=signed_in_at
+    )
 
 
 async def logout(session: AsyncSession, *, refresh_token: str) -> None:
@@ -291,26 +286,30 @@ async def _open_session(
     user: User,
     policy: TokenPolicy,
     origin: SessionOrigin | None,
+    signed_in_at: datetime | None = None,
 ) -> IssuedTokens:
     refresh_token = security.new_opaque_token()
     origin = origin or SessionOrigin()
     moment = now()
-    session.add(
-        AuthSession(
-            user_id=user.id,
-            refresh_token_hash=security.hash_opaque_token(refresh_token),
-            created_at=moment,
-            expires_at=moment + timedelta(seconds=policy.refresh_ttl_seconds),
-            ip_address=origin.ip_address[:64] if origin.ip_address else None,
-            user_agent=origin.user_agent[:255] if origin.user_agent else None,
-        )
+    opened = AuthSession(
+        user_id=user.id,
+        refresh_token_hash=security.hash_opaque_token(refresh_token),
+        created_at=moment,
+        expires_at=moment + timedelta(seconds=policy.refresh_ttl_seconds),
+        ip_address=origin.ip_address[:64] if origin.ip_address else None,
+        user_agent=origin.user_agent[:255] if origin.user_agent else None,
+        signed_in_at=signed_in_at or moment,
+        last_used_at=moment,
     )
+    session.add(opened)
     await session.flush()
+    # The access token names its session, so revoking the session stops the token too.
     access_token = security.encode_jwt(
         subject=str(user.id),
         audience=security.ACCESS_AUDIENCE,
         key=policy.secret_key,
         ttl_seconds=policy.access_ttl_seconds,
+        claims={"sid": opened.id},
     )
     return IssuedTokens(
         user_id=user.id,

@@ -84,6 +84,28 @@ def business_error_answer(
     return status_for(exc), headers, body
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """The request body is larger than the route accepts (413, connection closed)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        super().__init__(413, too_large_message(cap), headers={"Connection": "close"})
+
+
+def too_large_message(cap: int) -> str:
+    """Return the message of a 413: what the limit is."""
+    return f"The request body is larger than the limit of {cap} bytes"
+
+
+def too_large_body(cap: int) -> dict[str, Any]:
+    """Return the error body of a 413, naming the body as the field."""
+    return error_body(
+        "PayloadTooLarge",
+        too_large_message(cap),
+        [{"field": "body", "message": f"larger than {cap} bytes", "type": "too_large"}],
+    )
+
+
 def unstorable_text_body() -> dict[str, Any]:
     """Build the 422 body for text the database cannot store (NUL on PostgreSQL)."""
     return error_body(
@@ -138,7 +160,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     name = HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
     message = exc.detail if isinstance(exc.detail, str) else name
     _count(_, name)
-    return JSONResponse(error_body(name, message), status_code=exc.status_code, headers=exc.headers)
+    body = too_large_body(exc.cap) if isinstance(exc, BodyTooLarge) else error_body(name, message)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:

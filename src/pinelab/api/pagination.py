@@ -13,6 +13,7 @@ from pinelab.errors import ErrorDetail, ValidationFailed
 T = TypeVar("T")
 
 MAX_LIMIT = 200
+MAX_ROW_ID = 2**63 - 1  # the largest id a BIGINT primary key holds
 
 
 class Page(BaseModel, Generic[T]):
@@ -40,13 +41,19 @@ def next_cursor(next_id: int | None) -> str | None:
 
 
 def decode_cursor(cursor: str) -> int:
-    """Return the id a cursor continues after, or raise a 422 naming `cursor`."""
+    """Return the id a cursor continues after, or raise a 422 naming `cursor`.
+
+    Only what `encode_cursor` could have written passes: `id:` and a row id in range, in digits.
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         prefix, _, value = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        if prefix != "id":
+        if prefix != "id" or not (value.isascii() and value.isdigit()):
             raise ValueError(prefix)
-        return int(value)
+        last_id = int(value)
+        if not 1 <= last_id <= MAX_ROW_ID:
+            raise ValueError(value)
+        return last_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(
             "Invalid cursor", details=[ErrorDetail("cursor", "not a cursor this API issued")]

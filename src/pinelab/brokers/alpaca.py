@@ -62,6 +62,7 @@ from pinelab.brokers.exceptions import (
     OrderNotFound,
     UnknownSymbol,
 )
+from pinelab.brokers.symbols import alpaca_symbol
 from pinelab.brokers.tls import tls_context
 
 PAPER_URL: Final = "https://paper-api.alpaca.markets"
@@ -329,11 +330,8 @@ class AlpacaBroker:
 
 
 def venue_symbol(ticker: str) -> str:
-    """Strip a TradingView exchange prefix and upper-case; raise UnknownSymbol if empty."""
-    symbol = ticker.strip().rsplit(":", 1)[-1].strip().upper()
-    if not symbol:
-        raise UnknownSymbol(f"no symbol in ticker {ticker!r}")
-    return symbol
+    """Return the canonical ticker to look up at Alpaca; raise UnknownSymbol for one it lacks."""
+    return alpaca_symbol(ticker)
 
 
 def _order_path(broker_order_id: str) -> str:

@@ -180,7 +180,21 @@ class Capabilities:
     notional_orders: bool = False
     short_selling: bool = True
     client_order_id: bool = True
+    # What every order must fit, where the venue fixes it for all its symbols (else None: the
+    # venue's answer tells). A value with more decimals than a step, or beyond the bound (a
+    # quantity, a price, or a quantity times its price), is refused before it is stored.
+    quantity_step: Decimal | None = None
+    price_step: Decimal | None = None
+    max_order_value: Decimal | None = None
     extra: dict[str, bool] = field(default_factory=dict)
+
+    def value_problem(self, value: Decimal, step: Decimal | None) -> str | None:
+        """Say why the venue cannot hold a value: beyond `max_order_value`, or finer than `step`."""
+        if self.max_order_value is not None and abs(value) > self.max_order_value:
+            return f"is beyond the largest value the venue takes, {self.max_order_value:,f}"
+        if step is not None and value % step != 0:
+            return f"has more than {-int(step.as_tuple().exponent)} decimal places"
+        return None
 
 
 @runtime_checkable

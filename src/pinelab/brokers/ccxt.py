@@ -3,7 +3,9 @@
 It drives `ccxt.async_support` and never mocks or bypasses it; what it adds, documented once:
 
 - Symbols come from the loaded markets: "BTCUSDT", "CRYPTOCOM:BTCUSDT", "btc_usdt" and
-  "BTC/USDT" all resolve to the spot market "BTC/USDT"; anything else is `UnknownSymbol`.
+  "BTC/USDT" all resolve to the spot market "BTC/USDT"; anything else, a perpetual
+  ("BTCUSDT.P") or a continuous future ("BTC1!") included, is `UnknownSymbol`
+  (brokers/symbols.py).
 - Quantities and prices are cut to the market's precision with ccxt's `amount_to_precision`
   / `price_to_precision`; a quantity that rounds to nothing, or falls below the market's
   minimum amount or (when a price is known) minimum cost, is `InvalidOrder` before sending.
@@ -65,6 +67,7 @@ from pinelab.brokers.exceptions import (
     PermanentBrokerError,
     UnknownSymbol,
 )
+from pinelab.brokers.symbols import ccxt_candidate
 from pinelab.brokers.tls import tls_context
 
 FILLS_WINDOW: Final = timedelta(days=1)
@@ -126,8 +129,8 @@ class CcxtBroker:
         if not self._symbols:
             markets = await self._call(self.exchange.load_markets())
             self._symbols = mapping.symbol_index(markets.values())
-        candidate = ticker.strip().rsplit(":", 1)[-1].strip().upper()
-        symbol = self._symbols.get(mapping.compact(candidate)) if candidate else None
+        candidate = ccxt_candidate(ticker)
+        symbol = self._symbols.get(mapping.compact(candidate))
         if symbol is None:
             raise UnknownSymbol(f"{self.exchange_id} has no spot market for {ticker!r}")
         return symbol

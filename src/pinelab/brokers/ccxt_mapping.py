@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import aiohttp
 import ccxt.async_support as ccxt_async
+import structlog
 
 from pinelab.brokers.alpaca import retry_after
 from pinelab.brokers.base import (
@@ -35,6 +36,9 @@ from pinelab.brokers.exceptions import (
     RateLimited,
     UnknownSymbol,
 )
+from pinelab.logging import redact_text
+
+log = structlog.get_logger(__name__)
 
 ID_SEPARATOR: Final = "@"  # never part of a ccxt symbol
 _MESSAGE_LIMIT: Final = 300
@@ -56,6 +60,27 @@ _PERMANENT: Final[tuple[tuple[type[Exception], type[BrokerError]], ...]] = (
     (ccxt_async.ArgumentsRequired, InvalidOrder),
     (ccxt_async.NotSupported, InvalidOrder),
     (ccxt_async.OperationRejected, InvalidOrder),
+)
+# What each ccxt error says, in our words: ccxt puts the exchange's raw answer body in its
+# messages, which may hold anything the exchange echoes; that goes to the log (redacted), never
+# into an answer or a stored reason. Most specific first.
+_SAID: Final[tuple[tuple[type[Exception], str], ...]] = (
+    (ccxt_async.DuplicateOrderId, "the exchange already holds an order with this client id"),
+    (ccxt_async.OrderNotFound, "the exchange knows no such order"),
+    (ccxt_async.InsufficientFunds, "insufficient funds"),
+    (ccxt_async.BadSymbol, "the exchange does not list this symbol"),
+    (ccxt_async.PermissionDenied, "the API key lacks a permission this needs"),
+    (ccxt_async.AccountSuspended, "the exchange account is suspended"),
+    (ccxt_async.AuthenticationError, "the exchange refused the API key or its signature"),
+    (ccxt_async.InvalidOrder, "the exchange refused the order"),
+    (ccxt_async.NotSupported, "the exchange does not support this request"),
+    (ccxt_async.BadRequest, "the exchange refused the request"),
+    (ccxt_async.RateLimitExceeded, "the exchange's rate limit was reached"),
+    (ccxt_async.DDoSProtection, "the exchange's rate limit was reached"),
+    (ccxt_async.RequestTimeout, "the exchange did not answer in time"),
+    (ccxt_async.ExchangeNotAvailable, "the exchange is unavailable"),
+    (ccxt_async.NetworkError, "could not reach the exchange"),
+    (ccxt_async.BadResponse, "the exchange's answer could not be read"),
 )
 _NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, socket.gaierror)
 
@@ -97,26 +122,34 @@ def exchange_class(exchange_id: str) -> Any:
 def _raise_for_http_status(
     exchange_id: str, code: int | None, reason: str | None, headers: Mapping[str, str] | None
 ) -> None:
-    text = f"{exchange_id} answered HTTP {code} {reason or ''}".strip()
+    text = f"{exchange_id} answered HTTP {code}"
+    error: Any = None  # ccxt is untyped: its errors take the attributes we mark them with
     if code == 429:
-        limited = ccxt_async.RateLimitExceeded(text)
+        error = ccxt_async.RateLimitExceeded(text)
         lowered = {key.lower(): value for key, value in (headers or {}).items()}
-        limited.retry_after = retry_after(lowered)
-        raise limited
-    if code in (408, 504):  # a gateway gave up waiting: the venue may have acted
-        raise ccxt_async.RequestTimeout(text)
-    if code is not None and code >= 500:
-        unavailable = ccxt_async.ExchangeNotAvailable(text)
-        unavailable.answered = True
-        raise unavailable
+        error.retry_after = retry_after(lowered)
+    elif code in (408, 504):  # a gateway gave up waiting: the venue may have acted
+        error = ccxt_async.RequestTimeout(text)
+    elif code is not None and code >= 500:
+        error = ccxt_async.ExchangeNotAvailable(text)
+        error.answered = True
+    if error is not None:
+        error.ours = True
+        raise error
 
 
 def broker_error(
     exc: Exception, exchange_id: str, dialect: Dialect, *, submitting: bool
 ) -> BrokerError:
-    """Classify a ccxt error into PineLab's broker error tree."""
-    message = f"{exchange_id}: {type(exc).__name__}: {str(exc)[:_MESSAGE_LIMIT]}"
+    """Classify a ccxt error into PineLab's broker error tree, with a message of our own words."""
     text = str(exc)
+    message = f"{exchange_id}: {said(exc)} ({type(exc).__name__})"
+    log.warning(
+        "exchange_error",
+        exchange=exchange_id,
+        error_type=type(exc).__name__,
+        answer=redact_text(text[:_MESSAGE_LIMIT]),
+    )
     if isinstance(exc, ccxt_async.DuplicateOrderId) or any(
         marker in text for marker in dialect.duplicate_markers
     ):
@@ -132,6 +165,16 @@ def broker_error(
             return ours(message)
     # The venue answered with a refusal ccxt has no class for.
     return InvalidOrder(message) if submitting else PermanentBrokerError(message)
+
+
+def said(exc: Exception) -> str:
+    """Return what a ccxt error means, in our words, without the exchange's answer."""
+    if getattr(exc, "ours", False):  # raised by `_raise_for_http_status`: no body in it
+        return str(exc)
+    for vendor, words in _SAID:
+        if isinstance(exc, vendor):
+            return words
+    return "the exchange refused the request"
 
 
 def outcome_known(exc: BaseException) -> bool:

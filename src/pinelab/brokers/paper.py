@@ -55,12 +55,7 @@ T = TypeVar("T")
 class PaperBroker:
     """A simulated venue for one broker account, persisted in the paper_* tables."""
 
-    capabilities = Capabilities(
-        bracket_orders=True,
-        oco_orders=True,
-        notional_orders=True,
-        fractional_quantity=True,
-    )
+    capabilities: Capabilities = rules.CAPABILITIES
 
     def __init__(
         self,

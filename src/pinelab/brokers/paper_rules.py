@@ -7,14 +7,27 @@ from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
-from pinelab.brokers.base import OrderRequest, OrderSide, OrderType, StopLoss
-from pinelab.brokers.exceptions import InvalidOrder, UnknownSymbol
+from pinelab.brokers.base import Capabilities, OrderRequest, OrderSide, OrderType, StopLoss
+from pinelab.brokers.exceptions import InvalidOrder
+from pinelab.brokers.symbols import paper_symbol
 from pinelab.clock import now
 
 PRICE_STEP = Decimal("1e-8")
 QUANTITY_STEP = Decimal("1e-8")
 MONEY_STEP = Decimal("1e-8")
+# The largest quantity, price or order value (quantity × price) the venue takes: its books
+# (NUMERIC(38, 18), below 1e20) then hold any position, cash and P&L it can reach.
+MAX_ORDER_VALUE = Decimal("1e15")
 BPS = Decimal(10_000)
+CAPABILITIES = Capabilities(
+    bracket_orders=True,
+    oco_orders=True,
+    notional_orders=True,
+    fractional_quantity=True,
+    quantity_step=QUANTITY_STEP,
+    price_step=PRICE_STEP,
+    max_order_value=MAX_ORDER_VALUE,
+)
 PERCENT = Decimal(100)
 
 # Types that fill at the market once triggered (slippage applies); limits fill at the price seen.
@@ -35,11 +48,8 @@ class WorkingOrder(Protocol):
 
 
 def normalise_symbol(ticker: str) -> str:
-    """Strip an exchange prefix and spaces and upper-case a ticker; raise UnknownSymbol if empty."""
-    symbol = ticker.strip().rsplit(":", 1)[-1].strip().upper()
-    if not symbol:
-        raise UnknownSymbol(f"no symbol in ticker {ticker!r}")
-    return symbol
+    """Return the paper symbol of a ticker: its canonical form (brokers/symbols.py)."""
+    return paper_symbol(ticker)
 
 
 def quantize_price(value: Decimal) -> Decimal:
@@ -70,6 +80,7 @@ def validate_request(request: OrderRequest) -> None:
         raise InvalidOrder("notional is only accepted on market orders")
     _require_positive("quantity", request.quantity)
     _require_positive("notional", request.notional)
+    _require_representable(request)
     _require_positive("reference_price", request.reference_price)
     _validate_prices(
         request.order_type, request.limit_price, request.stop_price, request.trail_percent
@@ -113,6 +124,30 @@ def _validate_bracket_order(request: OrderRequest, stop_loss: StopLoss) -> None:
             f"take profit {take_profit} must be on the profitable side of stop loss "
             f"{stop_loss.stop_price} for a {request.side} entry"
         )
+
+
+def _require_representable(request: OrderRequest) -> None:
+    """Raise InvalidOrder for a value the venue cannot hold (the alert's price is market data:
+    only its range counts)."""
+    checked = (
+        ("quantity", request.quantity, QUANTITY_STEP),
+        ("notional", request.notional, MONEY_STEP),
+        ("limit_price", request.limit_price, PRICE_STEP),
+        ("stop_price", request.stop_price, PRICE_STEP),
+        ("take_profit_price", request.take_profit_price, PRICE_STEP),
+        ("reference_price", request.reference_price, None),
+    )
+    for name, value, step in checked:
+        problem = None if value is None else CAPABILITIES.value_problem(value, step)
+        if problem is not None:
+            raise InvalidOrder(f"{name} {value} {problem}")
+    price = request.limit_price or request.stop_price or request.reference_price
+    if (
+        request.quantity is not None
+        and price is not None
+        and request.quantity * price > MAX_ORDER_VALUE
+    ):
+        raise InvalidOrder("the order's value is beyond the paper broker's range")
 
 
 def validate_price(price: Decimal) -> None:

@@ -1,6 +1,7 @@
 """Import every table so the metadata (and Alembic) sees the whole schema."""
 
 from pinelab.accounts.models import AccountToken, AuthSession, User
+from pinelab.accounts.two_factor_models import BackupCode, LoginChallenge, TwoFactor
 from pinelab.brokers.models import (
     BrokerAccount,
     PaperAccount,
@@ -18,12 +19,14 @@ from pinelab.trading.models import Fill, Order, OrderEvent, Position
 __all__ = [
     "AccountToken",
     "AuthSession",
+    "BackupCode",
     "Base",
     "BrokerAccount",
     "DeadLetter",
     "Fill",
     "Job",
     "JobAttempt",
+    "LoginChallenge",
     "Order",
     "OrderEvent",
     "PaperAccount",
@@ -36,5 +39,6 @@ __all__ = [
     "Signal",
     "Strategy",
     "StrategyBrokerAccount",
+    "TwoFactor",
     "User",
 ]

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -66,6 +67,9 @@ def load_settings(env_file: Path | None) -> tuple[Settings, list[Problem]]:
     """Read the settings; each invalid value is reported and replaced by its default."""
     try:
         return Settings(_env_file=env_file), []
+    except SettingsError as exc:  # a source could not be read at all: nothing to keep
+        problem = Problem("settings", redact_text(str(exc))[:300], "correct the value it names")
+        return Settings.model_construct(), [problem]
     except ValidationError as exc:
         problems = [_type_problem(error) for error in exc.errors()]
         defaults = {

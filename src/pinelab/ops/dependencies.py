@@ -6,8 +6,11 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
+from pinelab.api.deps import SettingsDep
+from pinelab.api.request import client_ip
 from pinelab.ops.health import HealthChecker
 from pinelab.ops.metrics import Metrics
+from pinelab.ops.ratelimit import RateLimits
 
 
 class WorkerStatus(Protocol):
@@ -40,3 +43,28 @@ async def get_worker_status(request: Request) -> WorkerStatus:
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 HealthDep = Annotated[HealthChecker, Depends(get_health_checker)]
 WorkerStatusDep = Annotated[WorkerStatus, Depends(get_worker_status)]
+
+
+async def get_rate_limits(request: Request) -> RateLimits:
+    """Return this process's rate limits (on Redis when configured, so shared)."""
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
+
+
+RateLimitsDep = Annotated[RateLimits, Depends(get_rate_limits)]
+
+
+async def limit_by_address(request: Request, settings: SettingsDep, limits: RateLimitsDep) -> None:
+    """Count a request to an unauthenticated endpoint against its client address (429 past it)."""
+    address = client_ip(request, settings.trusted_proxies) or "unknown"
+    await limits.address.check(address, "Too many requests from this address; try again later")
+
+
+async def limit_sign_in_by_address(
+    request: Request, settings: SettingsDep, limits: RateLimitsDep
+) -> None:
+    """Count a sign-in or sign-up against its client address, on top of `limit_by_address`."""
+    address = client_ip(request, settings.trusted_proxies) or "unknown"
+    await limits.sign_in_address.check(
+        address, "Too many sign-in attempts from this address; try again later"
+    )

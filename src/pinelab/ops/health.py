@@ -1,10 +1,13 @@
 """Readiness: each dependency checked under a timeout, with its latency, cached briefly.
 
 Required dependencies (the database, and Redis when configured) make the process unready (503)
-when down. Optional ones (SMTP when configured, each broker kind in use) only degrade it: an
-alert is still stored and acknowledged while a broker is away, and its job retries later.
-Concurrent probes share one run, and a result is reused for `health_cache_seconds`, so a tight
-probe loop can never hammer a broker.
+when down; SMTP, when configured, only degrades it. That is all the public `/health/ready`
+checks: it never reaches out to a broker, so an anonymous caller cannot make PineLab open
+connections to venues. Broker reachability (each broker kind in use, at its configured base URL
+when `PINELAB_BROKER_BASE_URLS` names one) is for admins (`/api/v1/admin/health`): a broker away
+only degrades the process, since an alert is still stored and its job retries later. Concurrent
+probes share one run, and a result is reused for `health_cache_seconds` (brokers:
+`broker_health_cache_seconds`), so a tight probe loop can hammer neither us nor a broker.
 """
 
 from __future__ import annotations
@@ -90,8 +93,35 @@ async def run_check(name: str, probe: Probe, *, required: bool, within: float) -
     return CheckResult(name, error is None, required, latency, error)
 
 
+class _Shared:
+    """One run at a time of a set of checks, its result reused for `ttl()` seconds."""
+
+    def __init__(self, run: Callable[[], Awaitable[Readiness]], ttl: Callable[[], float]) -> None:
+        self._run = run
+        self._ttl = ttl
+        self._cached: tuple[float, Readiness] | None = None
+        self._running: asyncio.Future[Readiness] | None = None
+
+    async def get(self) -> Readiness:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < self._ttl():
+            return cached[1]
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._refresh())
+        return await asyncio.shield(self._running)
+
+    async def _refresh(self) -> Readiness:
+        result = await self._run()
+        self._cached = (time.monotonic(), result)
+        return result
+
+
 class HealthChecker:
-    """Checks the dependencies of one process; results are cached for a moment."""
+    """Checks the dependencies of one process; results are cached for a moment.
+
+    `readiness` (public) checks only our own dependencies; `broker_reachability` (admins) reaches
+    each broker kind in use, at its configured base URL when one is set, cached much longer.
+    """
 
     def __init__(
         self,
@@ -103,34 +133,43 @@ class HealthChecker:
         self.settings = settings
         self.db = db
         self.broker_probes = broker_probes if broker_probes is not None else default_probes()
-        self._cached: tuple[float, Readiness] | None = None
-        self._running: asyncio.Future[Readiness] | None = None
+        self._own = _Shared(self._run_own, lambda: self.settings.health_cache_seconds)
+        self._brokers = _Shared(
+            self._run_brokers, lambda: self.settings.broker_health_cache_seconds
+        )
 
     async def readiness(self) -> Readiness:
-        """Return a fresh-enough result, running the checks at most once at a time."""
-        cached = self._cached
-        if cached is not None and time.monotonic() - cached[0] < self.settings.health_cache_seconds:
-            return cached[1]
-        if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._run())
-        return await asyncio.shield(self._running)
+        """Check the database, and Redis and SMTP when configured; never a broker."""
+        return await self._own.get()
 
-    async def _run(self) -> Readiness:
+    async def broker_reachability(self) -> Readiness:
+        """Reach each broker kind in use (for admins): slow and outbound, so cached longer."""
+        return await self._brokers.get()
+
+    async def _run_own(self) -> Readiness:
         timeout = self.settings.health_timeout_seconds
         planned: list[tuple[str, Probe, bool]] = [("database", self._database, True)]
         if self.settings.redis_url:
             planned.append(("redis", self._redis, True))
         if self.settings.smtp_host:
             planned.append(("smtp", self._smtp, False))
-        database_ok = await run_check("database", self._database, required=True, within=timeout)
-        if database_ok.ok:
-            planned.extend(await self._broker_checks())
         results = await asyncio.gather(
-            *(run_check(n, p, required=r, within=timeout) for n, p, r in planned[1:])
+            *(run_check(n, p, required=r, within=timeout) for n, p, r in planned)
         )
-        readiness = Readiness([database_ok, *results])
-        self._cached = (time.monotonic(), readiness)
-        return readiness
+        return Readiness(list(results))
+
+    async def _run_brokers(self) -> Readiness:
+        timeout = self.settings.health_timeout_seconds
+        try:
+            planned = await self._broker_checks()
+        except Exception as exc:  # the database is down: readiness says so, with its error
+            error = redact_text(f"{type(exc).__name__}: {exc}")[:300]
+            failed = CheckResult("brokers", False, False, 0.0, error)
+            return Readiness([failed])
+        results = await asyncio.gather(
+            *(run_check(n, p, required=r, within=timeout) for n, p, r in planned)
+        )
+        return Readiness(list(results))
 
     async def _database(self) -> None:
         async with self.db.session() as session:
@@ -158,12 +197,16 @@ class HealthChecker:
         ]
 
     def _broker_probe(self, kind: str, paper: bool) -> Probe:
+        gateway = self.settings.broker_base_urls.get(kind)
         probe = self.broker_probes.get(kind.split(":", 1)[0])
 
         async def run() -> None:
-            if probe is None:
+            if gateway:  # orders go there, not to the public host: so does the probe
+                await probe_url(gateway)
+            elif probe is None:
                 raise LookupError(f"no health probe for broker kind {kind!r}")
-            await probe(kind, paper)
+            else:
+                await probe(kind, paper)
 
         return run
 

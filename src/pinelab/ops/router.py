@@ -16,6 +16,7 @@ from pinelab.accounts.dependencies import CurrentAdmin
 from pinelab.api.deps import DatabaseDep, SettingsDep
 from pinelab.errors import AuthenticationError, ResourceNotFoundError
 from pinelab.ops.dependencies import HealthDep, MetricsDep, WorkerStatusDep
+from pinelab.ops.health import Readiness
 from pinelab.ops.metrics import CONTENT_TYPE, queue_stats, refresh_quietly
 from pinelab.ops.schemas import AdminHealthRead, HealthRead, LiveRead, QueueRead, WorkerRead
 
@@ -43,7 +44,7 @@ async def live() -> LiveRead:
     responses={503: {"model": HealthRead, "description": "A required dependency is down"}},
 )
 async def ready(health: HealthDep) -> JSONResponse:
-    """Check the database, Redis and SMTP when configured, and each broker kind in use."""
+    """Check our own dependencies: the database, and Redis and SMTP when configured."""
     readiness = await health.readiness()
     status = 503 if readiness.status == "unavailable" else 200
     return JSONResponse(readiness.as_dict(), status_code=status)
@@ -84,8 +85,9 @@ async def admin_health(
     health: HealthDep,
     worker: WorkerStatusDep,
 ) -> AdminHealthRead:
-    """Show every check with its error, the worker, the job queue, version and uptime."""
-    readiness = await health.readiness()
+    """Show every check (brokers included) with its error, the worker, the queue, the version."""
+    own, brokers = await health.readiness(), await health.broker_reachability()
+    readiness = Readiness([*own.checks, *brokers.checks], checked_at=own.checked_at)
     stats = await queue_stats(db)
     return AdminHealthRead.model_validate(
         {

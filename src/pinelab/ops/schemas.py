@@ -33,7 +33,7 @@ class CheckRead(BaseModel):
 
 
 class HealthRead(BaseModel):
-    """Readiness: every dependency's check and the verdict."""
+    """Readiness: each of our own dependencies' check (never a broker's) and the verdict."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -44,7 +44,7 @@ class HealthRead(BaseModel):
                     "checked_at": "2026-01-02T15:30:00+00:00",
                     "checks": {
                         "database": {"ok": True, "required": True, "latency_ms": 0.8},
-                        "broker:paper": {"ok": True, "required": False, "latency_ms": 0.01},
+                        "smtp": {"ok": True, "required": False, "latency_ms": 12.5},
                     },
                 }
             ]
@@ -77,7 +77,7 @@ class WorkerRead(BaseModel):
 
 
 class AdminHealthRead(HealthRead):
-    """Readiness plus what the dashboard shows about this process."""
+    """Readiness, each broker kind's reachability, and what the dashboard shows of the process."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": []})
 

@@ -26,6 +26,8 @@ class QuantityType(StrEnum):
     FIXED = "fixed"
     NOTIONAL = "notional"
     PERCENT_OF_EQUITY = "percent_of_equity"
+    PERCENT_OF_POSITION = "percent_of_position"  # of the open position in the ticker
+    RISK_AMOUNT = "risk_amount"  # money lost if the stop loss is hit: amount / |entry - stop|
 
 
 class Sentiment(StrEnum):
@@ -67,14 +69,18 @@ class AlertIntent:
     position_size: Decimal | None = None
     alert_id: str | None = None
     alert_time: str | None = None
+    # The sender's explicit key: the same strategy and key twice is a duplicate. `id` and
+    # `time` are never keys: Pine's order id and a time to the second repeat between alerts.
+    idempotency_key: str | None = None
     passphrase: str | None = None
+    dialect: str | None = None  # the service whose message this was, when not PineLab's own
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> AlertIntent:
         """Build an intent from a value for every field, as the parser does for every alert.
 
         The same object as `AlertIntent(**values)`, built without the frozen dataclass's
-        `__init__`, which sets each of the 17 fields through `object.__setattr__` (measured at
+        `__init__`, which sets each of the 18 fields through `object.__setattr__` (measured at
         a sixth of the parser's time).
         """
         if values.keys() != _FIELD_NAMES:
@@ -86,11 +92,14 @@ class AlertIntent:
         return intent
 
     @property
-    def idempotency_key(self) -> str | None:
-        """Return the key that makes a repeat of this alert a duplicate, if it has one."""
-        if self.alert_id is None and self.alert_time is None:
-            return None
-        return f"{self.alert_id or ''}|{self.alert_time or ''}"
+    def order_price(self) -> Decimal | None:
+        """The price the order trades at, as sizing and venue limits read it: a limit (or stop
+        limit) order's limit price, a stop order's stop price, else the alert's price."""
+        if self.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            return self.limit_price
+        if self.order_type is OrderType.STOP:
+            return self.stop_price
+        return self.price
 
     def to_record(self) -> dict[str, Any]:
         """Return a JSON-ready dict for the signal log, without the passphrase."""

@@ -1,6 +1,15 @@
 """Turn a TradingView alert body into an AlertIntent, or reject it naming every bad field.
 
-The formats are those of ``shared/ALERTS.md``.
+The formats are those of ``shared/ALERTS.md`` and docs/alerts.md. ``read_alert`` never raises
+for bad input: it returns the intent or the refusal, and the body as it may be stored, with
+every secret the message holds redacted (``redaction.py``), decided on the message as read.
+
+Dialects. Before PineLab's own forms, a text body is offered to each of ``TEXT_DIALECTS`` and a
+JSON object to each of ``JSON_DIALECTS`` (``dialects/__init__.py``), in order; the first whose
+``claims`` is true translates it into the canonical fields below, which are then read by the
+same rules as a PineLab alert, and the intent records the dialect's name. A refusal, whether
+the dialect's own or the canonical reader's, names the service's field where the dialect says
+which it was (its ``sources``) and ends with "(read in the <service> format)".
 
 Which format. A body whose first non-space character is ``{`` or ``[`` (but not ``{{``) is
 JSON whatever its content type: TradingView sends ``text/plain`` for any message it does not
@@ -19,9 +28,9 @@ amounts must be above 0; ``position_size`` may be 0 or negative. Choice fields a
 case-insensitive and trimmed; ``long``/``short`` are actions ``buy``/``sell``. ``take_profit``
 and ``stop_loss`` are ``{"price"|"percent"|"amount": x}`` (exactly one) or a bare number, read
 as a price; ``stop_loss`` may add ``"type"`` (``stop``, ``stop_limit`` with ``"limit_price"``,
-or ``trailing_stop`` with a percent or amount). ``id`` and ``time`` are strings (numbers are
-converted). A string in a field that is read and still holds ``{{`` is a TradingView placeholder
-that was not filled in, and is rejected.
+or ``trailing_stop`` with a percent). ``id``, ``time`` and ``idempotency_key`` are
+strings (numbers are converted). A string in a field that is read and still holds ``{{`` is a
+TradingView placeholder that was not filled in, and is rejected.
 
 Text. One line, ``ACTION TICKER [QUANTITY] [key=value ...]``, words separated by spaces and/or
 commas, so no value can hold a space or a comma. Keys are the JSON field names or their aliases;
@@ -34,7 +43,8 @@ brackets are flattened:
 
 A second line, more than three leading words, a word without ``=`` after the first key=value,
 an unknown key or a repeated key is rejected: a typo in a text key must not silently turn a
-limit order into a market order. The text becomes the JSON mapping and is read by the same
+limit order into a market order. Every problem of a text alert is reported at once, followed by
+the expected form. The text becomes the JSON mapping and is read by the same
 rules, so both forms of one alert give equal intents; a bad bracket value is named as in JSON
 (``stop_loss.percent``).
 """
@@ -43,7 +53,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Final, TypeVar
@@ -51,14 +62,18 @@ from typing import Any, Final, TypeVar
 import orjson
 
 from pinelab.brokers.base import OrderType, TimeInForce
+from pinelab.brokers.symbols import MAX_TICKER_LENGTH, canonical_ticker, ticker_problem
 from pinelab.errors import ErrorDetail
+from pinelab.signals.dialects import JSON_DIALECTS, TEXT_DIALECTS
+from pinelab.signals.dialects.base import JsonDialect, TextDialect, Translation
 from pinelab.signals.exceptions import AlertRejected
 from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
+from pinelab.signals.redaction import redact_json, redact_text
 
 EnumT = TypeVar("EnumT", bound=StrEnum)
 
-MAX_TICKER_LENGTH: Final = 64
-MAX_ID_LENGTH: Final = 120  # id and time each: the idempotency key column holds 255
+MAX_ID_LENGTH: Final = 120  # id and time each (stored in the intent, never a key)
+MAX_KEY_LENGTH: Final = 255  # the idempotency key column
 MAX_PASSPHRASE_LENGTH: Final = 256
 MAX_INTEGER_DIGITS: Final = 20
 MAX_DECIMAL_PLACES: Final = 18
@@ -67,7 +82,7 @@ FIELDS: Final = frozenset(
     {
         "ticker", "action", "quantity", "quantity_type", "price", "order_type", "limit_price",
         "stop_price", "trail_percent", "time_in_force", "take_profit", "stop_loss", "sentiment",
-        "position_size", "id", "time", "passphrase",
+        "position_size", "id", "time", "idempotency_key", "passphrase",
     }
 )  # fmt: skip
 ALIASES: Final[Mapping[str, str]] = {
@@ -81,6 +96,7 @@ ALIASES: Final[Mapping[str, str]] = {
     "takeProfit": "take_profit",
     "stopLoss": "stop_loss",
     "positionSize": "position_size",
+    "idempotencyKey": "idempotency_key",
 }
 EXIT_FIELDS: Final = frozenset({"price", "percent", "amount", "type", "limit_price"})
 EXIT_ALIASES: Final[Mapping[str, str]] = {"limitPrice": "limit_price"}
@@ -118,24 +134,145 @@ _PRICES_NEEDED: Final[Mapping[OrderType, tuple[str, ...]]] = {
     OrderType.TRAILING_STOP: ("trail_percent",),
 }
 _EXIT_KINDS: Final = ("price", "percent", "amount")
+_HUNDRED: Final = Decimal(100)
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _PLACEHOLDER: Final = re.compile(r"\{\{[^{}\x00-\x1f]{1,60}\}\}")
 _TEXT_SEPARATORS: Final = re.compile(r"[\s,]+")
 _TEXT_POSITIONS: Final = ("action", "ticker", "quantity")
 
 
+@dataclass(frozen=True)
+class AlertReading:
+    """One alert body as read: its intent or why it is refused, and the body as it may be kept."""
+
+    stored_body: str  # every secret the message holds replaced (see redaction.py)
+    intent: AlertIntent | None = None
+    rejection: AlertRejected | None = None
+
+    def accepted(self) -> AlertIntent:
+        """Return the intent, or raise why the alert is refused."""
+        if self.intent is None:
+            raise self.rejection or AlertRejected([])
+        return self.intent
+
+
 def parse_alert(body: bytes, content_type: str | None) -> AlertIntent:
     """Parse a TradingView alert body (JSON or one line of text) into an AlertIntent."""
-    text = _decode(body)
+    return read_alert(body, content_type).accepted()
+
+
+def read_alert(body: bytes, content_type: str | None) -> AlertReading:
+    """Read an alert body in PineLab's form or a dialect's; never raises for bad input."""
+    try:
+        text = _decode(body)
+    except AlertRejected as rejection:
+        raw = body.decode("utf-8", errors="replace")
+        return AlertReading(
+            redact_json(raw) if raw.lstrip()[:1] == "{" else redact_text(raw), rejection=rejection
+        )
     if text[0] in "{[" and not text.startswith("{{"):
-        return _intent_from_mapping(_json_object(_load_json(text)))
+        return _read_json(text, _load_json)
     if content_type is not None and "json" in content_type.lower():
         try:
             data = _load_json(text)
         except AlertRejected:
-            return _intent_from_mapping(_mapping_from_text(text))
-        return _intent_from_mapping(_json_object(data))
-    return _intent_from_mapping(_mapping_from_text(text))
+            return _read_text(text)
+        return _read_json(text, lambda _: data)
+    return _read_text(text)
+
+
+def _read_json(text: str, load: Callable[[str], Any]) -> AlertReading:
+    try:
+        data = _json_object(load(text))
+    except AlertRejected as rejection:
+        return AlertReading(redact_json(text), rejection=rejection)
+    dialect = next((each for each in JSON_DIALECTS if each.claims(data)), None)
+    if dialect is None:
+        return _outcome(redact_json(text), lambda: _intent_from_json(data))
+    try:
+        translation = dialect.translate(data)
+    except AlertRejected as rejection:
+        secrets: frozenset[str] = getattr(dialect, "secret_keys", frozenset())
+        return AlertReading(redact_json(text, secrets), rejection=_as_read_by(dialect, rejection))
+    stored = redact_json(text, translation.secrets)
+    return _outcome(stored, lambda: _intent_from_translation(dialect, translation))
+
+
+def _read_text(text: str) -> AlertReading:
+    dialect = next((each for each in TEXT_DIALECTS if each.claims(text)), None)
+    if dialect is None:
+        return _outcome(redact_text(text), lambda: _intent_from_text(text))
+    try:
+        translation = dialect.translate(text)
+    except AlertRejected as rejection:
+        stored = redact_text(text, rejection.secrets)
+        return AlertReading(stored, rejection=_as_read_by(dialect, rejection))
+    stored = redact_text(text, translation.secrets)
+    return _outcome(stored, lambda: _intent_from_translation(dialect, translation))
+
+
+def _outcome(stored: str, read: Callable[[], AlertIntent]) -> AlertReading:
+    try:
+        return AlertReading(stored, intent=read())
+    except AlertRejected as rejection:
+        return AlertReading(stored, rejection=rejection)
+
+
+def _intent_from_translation(
+    dialect: JsonDialect | TextDialect, translation: Translation
+) -> AlertIntent:
+    try:
+        return _intent_from_mapping(translation.fields, dialect=translation.dialect)
+    except AlertRejected as rejection:
+        raise _as_read_by(dialect, rejection, canonical=True) from None
+
+
+def _as_read_by(
+    dialect: JsonDialect | TextDialect, rejection: AlertRejected, *, canonical: bool = False
+) -> AlertRejected:
+    """Name the dialect in each problem, and, for problems found in the canonical fields it
+    translated to, the service's own field where it differs."""
+    sources: Mapping[str, str] = getattr(dialect, "sources", {}) if canonical else {}
+    details = []
+    for detail in rejection.details:
+        head, dot, rest = detail.field.partition(".")
+        field = sources.get(head, head) + dot + rest
+        message = detail.message
+        if dialect.name not in message:
+            message = f"{message} (read in the {dialect.name} format)"
+        details.append(ErrorDetail(field=field, message=message, type=detail.type))
+    return AlertRejected(details)
+
+
+def _intent_from_json(data: dict[str, Any]) -> AlertIntent:
+    try:
+        return _intent_from_mapping(data)
+    except AlertRejected as rejection:
+        if "ticker" in data or "action" in data:
+            raise
+        known = ", ".join(dialect.name for dialect in JSON_DIALECTS)
+        hint = ErrorDetail(
+            "body",
+            f"is neither PineLab's alert (ticker, action, ...) nor one of the formats PineLab "
+            f"reads ({known})",
+            "unknown_format",
+        )
+        raise AlertRejected([*rejection.details, hint]) from None
+
+
+def _intent_from_text(text: str) -> AlertIntent:
+    errors: list[ErrorDetail] = []
+    data = _mapping_from_text(text, errors)
+    try:
+        return _intent_from_mapping(data, errors=errors)
+    except AlertRejected as rejection:
+        form = ErrorDetail(
+            "body",
+            f"a text alert is {TEXT_FORM}, e.g. 'buy AAPL 10' or "
+            "'sell,BTCUSDT,0.01,order_type=limit,limit_price=65000'",
+            "expected_form",
+        )
+        raise AlertRejected([*rejection.details, form]) from None
 
 
 class _JsonConstant:
@@ -209,55 +346,73 @@ def _json_object(data: Any) -> dict[str, Any]:
     raise _reject("body", f"must be a JSON object, got {got}", "type_error")
 
 
-def _mapping_from_text(text: str) -> dict[str, Any]:
+def _mapping_from_text(text: str, errors: list[ErrorDetail]) -> dict[str, Any]:
+    def fail(field: str, message: str) -> None:
+        errors.append(ErrorDetail(field=field, message=message, type="value_error"))
+
     if "\n" in text or "\r" in text:
-        raise _reject("body", f"a text alert must be one line: {TEXT_FORM}")
+        fail("body", f"a text alert must be one line: {TEXT_FORM}")
+        text = text.splitlines()[0]
     words = [word for word in _TEXT_SEPARATORS.split(text) if word]
     first_option = next((i for i, word in enumerate(words) if "=" in word), len(words))
     leading, options = words[:first_option], words[first_option:]
-    if len(leading) > len(_TEXT_POSITIONS):
-        extra = _quote(leading[len(_TEXT_POSITIONS)])
-        raise _reject("body", f"expected {TEXT_FORM}, got the extra word {extra}")
-    stray = next((word for word in options if "=" not in word), None)
-    if stray is not None:
-        raise _reject("body", f"expected key=value after the first option, got {_quote(stray)}")
+    for extra in leading[len(_TEXT_POSITIONS) :]:
+        fail("body", f"expected {TEXT_FORM}, got the extra word {_quote(extra)}")
     data: dict[str, Any] = dict(zip(_TEXT_POSITIONS, leading, strict=False))
     for word in options:
+        if "=" not in word:
+            fail("body", f"expected key=value after the first option, got {_quote(word)}")
+            continue
         key, _, value = word.partition("=")
-        _put_text_option(data, key, value)
+        problem = _put_text_option(data, key, value)
+        if problem is not None:
+            fail(*problem)
     return data
 
 
-def _put_text_option(data: dict[str, Any], key: str, value: str) -> None:
+def _put_text_option(data: dict[str, Any], key: str, value: str) -> tuple[str, str] | None:
     name = key if key in FIELDS else ALIASES.get(key)
     bracket = TEXT_BRACKETS.get(name or key)
     if bracket is not None:
         outer, inner = bracket
         target = data.setdefault(outer, {})
         if inner in target:
-            raise _reject(f"{outer}.{inner}", "is given twice")
+            return f"{outer}.{inner}", "is given twice"
         target[inner] = value
     elif name is None:
-        raise _reject(key or "body", f"{_quote(key)} is not a known field")
+        return key or "body", f"{_quote(key)} is not a known field"
     elif key in data:
-        raise _reject(key, "is given twice")
+        return key, "is given twice"
     else:
         data[key] = value
+    return None
 
 
-def _intent_from_mapping(data: dict[str, Any]) -> AlertIntent:
-    reader = _Reader(data, FIELDS, ALIASES)
+def _intent_from_mapping(
+    data: Mapping[str, Any],
+    *,
+    dialect: str | None = None,
+    errors: list[ErrorDetail] | None = None,
+) -> AlertIntent:
+    reader = _Reader(data, FIELDS, ALIASES, errors=errors)
     ticker = reader.ticker()
     action = reader.choice("action", _ACTIONS, required=True)
     order_type = reader.choice("order_type", _ORDER_TYPES) or OrderType.MARKET
     reader.require(_PRICES_NEEDED[order_type], f"when order_type is {order_type.value}")
+    quantity = reader.number("quantity")
+    quantity_type = reader.choice("quantity_type", _QUANTITY_TYPES) or QuantityType.FIXED
+    if quantity_type is QuantityType.PERCENT_OF_POSITION and quantity and quantity > _HUNDRED:
+        reader.fail(
+            reader.fields["quantity"][0],
+            f"must be at most 100 (percent of the position), got {quantity}",
+        )
     # "" and BUY stand in for a missing ticker or action: that is an error, raised below.
     intent = AlertIntent.of(
         {
             "ticker": ticker or "",
             "action": action or Action.BUY,
-            "quantity": reader.number("quantity"),
-            "quantity_type": reader.choice("quantity_type", _QUANTITY_TYPES) or QuantityType.FIXED,
+            "quantity": quantity,
+            "quantity_type": quantity_type,
             "price": reader.number("price"),
             "order_type": order_type,
             "limit_price": reader.number("limit_price"),
@@ -270,7 +425,10 @@ def _intent_from_mapping(data: dict[str, Any]) -> AlertIntent:
             "position_size": reader.number("position_size", positive=False),
             "alert_id": reader.text("id", limit=MAX_ID_LENGTH, numbers=True) or None,
             "alert_time": reader.text("time", limit=MAX_ID_LENGTH, numbers=True) or None,
+            "idempotency_key": reader.text("idempotency_key", limit=MAX_KEY_LENGTH, numbers=True)
+            or None,
             "passphrase": reader.text("passphrase", limit=MAX_PASSPHRASE_LENGTH, secret=True),
+            "dialect": dialect,
         }
     )
     if reader.errors or ticker is None or action is None:
@@ -283,7 +441,7 @@ class _Reader:
 
     def __init__(
         self,
-        data: dict[str, Any],
+        data: Mapping[str, Any],
         names: frozenset[str],
         aliases: Mapping[str, str],
         *,
@@ -314,15 +472,18 @@ class _Reader:
                 self.fail(self.prefix + name, f"is required {condition}", "missing")
 
     def ticker(self) -> str | None:
-        """Return the ticker, trimmed; it is required and not empty."""
+        """Return the ticker in its canonical form (brokers/symbols.py); required, by grammar."""
         if "ticker" not in self.fields:
             self.fail("ticker", "is required", "missing")
             return None
         ticker = self.text("ticker", limit=MAX_TICKER_LENGTH)
-        if ticker == "":
-            self.fail(self.fields["ticker"][0], "must not be empty")
+        if ticker is None:
             return None
-        return ticker
+        problem = ticker_problem(ticker)
+        if problem is not None:
+            self.fail(self.fields["ticker"][0], problem)
+            return None
+        return canonical_ticker(ticker)
 
     def choice(
         self, name: str, options: Mapping[str, EnumT], *, required: bool = False
@@ -432,8 +593,11 @@ class _Reader:
             order_type = self.choice("type", _STOP_LOSS_TYPES) or OrderType.STOP
         if order_type is OrderType.STOP_LIMIT:
             self.require(("limit_price",), "when type is stop_limit")
-        if order_type is OrderType.TRAILING_STOP and "price" in given:
-            self.fail(self.fields["price"][0], "a trailing_stop takes a percent or an amount")
+        if order_type is OrderType.TRAILING_STOP:
+            # A trailing stop trails by a percent: no broker adapter here trails by an amount.
+            for kind in ("price", "amount"):
+                if kind in given:
+                    self.fail(self.fields[kind][0], "a trailing_stop takes a percent")
         return order_type, self.number("limit_price")
 
     def _decimal_from_string(self, field: str, value: str) -> Decimal | None:

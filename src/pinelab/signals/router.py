@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -30,7 +31,8 @@ from pinelab.signals.service import RecordedRejection, UnknownWebhook
 log = structlog.get_logger(__name__)
 
 MAX_TOKEN_LENGTH = 128
-WEBHOOK_PATH = "/webhooks/{token}"
+WEBHOOK_PREFIX = "/webhooks/"
+WEBHOOK_PATH = WEBHOOK_PREFIX + "{token}"
 SERVICE_UNAVAILABLE = "ServiceUnavailable"
 TRADINGVIEW_IPS = frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7"})
 
@@ -102,6 +104,18 @@ async def receive_alert(request: Request) -> Response:
     """Store an alert durably with its execution job, then answer 202 with the signal id."""
     # A refusal recorded as a signal answers with its id; other domain errors go to the app's
     # error handlers. A database that cannot take the alert is a 503: nothing was acknowledged.
+    # Every alert ends in one INFO line: its strategy, signal id, outcome, reason and time taken.
+    started = time.perf_counter()
+    try:
+        response, line = await _receive(request)
+    except BusinessLogicError as error:
+        _log_alert(started, outcome="refused", error=type(error).__name__, reason=error.message)
+        raise
+    _log_alert(started, **line)
+    return response
+
+
+async def _receive(request: Request) -> tuple[Response, dict[str, Any]]:
     settings = await get_settings(request)
     token: str = request.path_params["token"]
     source_ip = _admit(request, token, settings)
@@ -116,10 +130,23 @@ async def receive_alert(request: Request) -> Response:
             truncated=truncated,
         )
     except RecordedRejection as rejection:
-        return _rejection_answer(rejection)
+        line = {
+            "strategy_id": rejection.strategy_id,
+            "signal_id": rejection.signal_id,
+            "outcome": "rejected",
+            "reason": str(rejection),
+        }
+        return _rejection_answer(rejection), line
     except DBAPIError as error:
-        return _database_answer(await get_metrics(request), error)
-    return _json(202, {"signal_id": result.signal_id, "status": result.status})
+        line = {"outcome": "not_stored", "reason": type(error.orig).__name__}
+        return _database_answer(await get_metrics(request), error), line
+    line = {"strategy_id": result.strategy_id, "signal_id": result.signal_id}
+    line["outcome"] = result.status
+    return _json(202, {"signal_id": result.signal_id, "status": result.status}), line
+
+
+def _log_alert(started: float, **line: Any) -> None:
+    log.info("alert", **line, took_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
 # A plain Starlette route: FastAPI's request handling costs several times the rest of an alert.

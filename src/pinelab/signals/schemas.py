@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from pinelab.api.schemas import QueryFilters
+from pinelab.brokers.symbols import checked_ticker
 
 MAX_ID = 2**63 - 1
 
@@ -29,7 +30,8 @@ def _as_utc(value: datetime) -> datetime:
 
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
-Ticker = Annotated[str, Field(min_length=1, max_length=64)]
+# Filters take a ticker as alerts do and look up its canonical form ("BINANCE:btcusdt" → BTCUSDT).
+Ticker = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(checked_ticker)]
 
 
 class SignalFilters(QueryFilters):

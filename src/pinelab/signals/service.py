@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,24 +15,13 @@ from pinelab.errors import (
     ResourceNotFoundError,
 )
 from pinelab.ops.metrics import Metrics
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import Limit
+from pinelab.signals.admission import Admission
 from pinelab.signals.exceptions import AlertRejected, AlertTooLarge
 from pinelab.signals.intent import AlertIntent
-from pinelab.signals.parser import parse_alert
+from pinelab.signals.parser import AlertReading, read_alert
 from pinelab.signals.writer import ACCEPTED, REJECTED, PendingSignal, SignalWriter
 from pinelab.strategies.tokens import StrategySnapshot, TokenDirectory, passphrase_matches
-
-_JSON_PASSPHRASE = re.compile(r'("passphrase"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)', re.IGNORECASE)
-_TEXT_PASSPHRASE = re.compile(r"(passphrase\s*=\s*)[^\s,]+", re.IGNORECASE)
-REDACTED = "[redacted]"
-
-
-def redact_passphrase(raw: str) -> str:
-    """Replace a passphrase in a stored alert body, JSON or text, by a marker."""
-    if "passphrase" not in raw.lower():
-        return raw
-    raw = _JSON_PASSPHRASE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', raw)
-    return _TEXT_PASSPHRASE.sub(lambda m: f"{m.group(1)}{REDACTED}", raw)
 
 
 class UnknownWebhook(ResourceNotFoundError):
@@ -46,10 +34,11 @@ class UnknownWebhook(ResourceNotFoundError):
 class RecordedRejection(Exception):
     """An alert refused after it was stored; carries the signal id and the refusal."""
 
-    def __init__(self, signal_id: int, error: Exception) -> None:
+    def __init__(self, signal_id: int, error: Exception, strategy_id: int | None = None) -> None:
         super().__init__(str(error))
         self.signal_id = signal_id
         self.error = error
+        self.strategy_id = strategy_id
 
 
 @dataclass(frozen=True)
@@ -58,6 +47,7 @@ class IngestResult:
 
     signal_id: int
     status: str
+    strategy_id: int | None = None
 
 
 @dataclass
@@ -67,11 +57,12 @@ class Ingestor:
     tokens: TokenDirectory
     writer: SignalWriter
     secret_key: str
-    strategy_limiter: RateLimiter
-    bad_token_limiter: RateLimiter
+    strategy_limiter: Limit
+    bad_token_limiter: Limit
     job_kind: str  # the job an accepted alert is stored with (the root's execute_signal)
     max_attempts: int = 5
     metrics: Metrics = field(default_factory=Metrics)
+    admission: Admission | None = None  # what the bound venues cannot take (signals/admission)
 
     async def ingest(
         self,
@@ -86,25 +77,27 @@ class Ingestor:
         self.metrics.alert_received()
         strategy = await self.tokens.lookup(token)
         if strategy is None:
-            retry_after = self.bad_token_limiter.hit(source_ip or "unknown")
+            retry_after = await self.bad_token_limiter.hit(source_ip or "unknown")
             if retry_after is not None:
                 raise RateLimitExceeded(
                     "Too many requests with unknown webhook tokens", retry_after=retry_after
                 )
             raise UnknownWebhook
-        retry_after = self.strategy_limiter.hit(str(strategy.id))
+        retry_after = await self.strategy_limiter.hit(str(strategy.id))
         if retry_after is not None:
             raise RateLimitExceeded("Too many alerts for this strategy", retry_after=retry_after)
-        values = _signal_values(strategy, body, content_type, source_ip)
+        # Read once: the stored body loses the secrets the message holds, whatever its form.
+        reading = read_alert(body, content_type)
+        values = _signal_values(strategy, reading.stored_body, content_type, source_ip)
         try:
-            intent = _accept(
-                strategy, body, content_type, truncated=truncated, secret_key=self.secret_key
-            )
+            intent = _accept(strategy, reading, truncated=truncated, secret_key=self.secret_key)
+            if self.admission is not None:
+                await self.admission.check(strategy, intent)
         except (AlertRejected, AuthenticationError, ConflictError) as error:
             values.update(status=REJECTED, reason=error.message)
             signal_id, _ = await self.writer.write(PendingSignal(values))
             self.metrics.alert_stored(REJECTED)
-            raise RecordedRejection(signal_id, error) from error
+            raise RecordedRejection(signal_id, error, strategy.id) from error
         values.update(
             intent=intent.to_record(),
             ticker=intent.ticker,
@@ -119,20 +112,15 @@ class Ingestor:
         )
         signal_id, status = await self.writer.write(pending)
         self.metrics.alert_stored(status)
-        return IngestResult(signal_id=signal_id, status=status)
+        return IngestResult(signal_id=signal_id, status=status, strategy_id=strategy.id)
 
 
 def _accept(
-    strategy: StrategySnapshot,
-    body: bytes,
-    content_type: str | None,
-    *,
-    truncated: bool,
-    secret_key: str,
+    strategy: StrategySnapshot, reading: AlertReading, *, truncated: bool, secret_key: str
 ) -> AlertIntent:
     if truncated:
         raise AlertTooLarge([ErrorDetail("body", "is larger than the webhook body limit")])
-    intent = parse_alert(body, content_type)
+    intent = reading.accepted()
     if strategy.passphrase_hash is not None and not passphrase_matches(
         intent.passphrase, strategy.passphrase_hash, key=secret_key
     ):
@@ -143,10 +131,10 @@ def _accept(
 
 
 def _signal_values(
-    strategy: StrategySnapshot, body: bytes, content_type: str | None, source_ip: str | None
+    strategy: StrategySnapshot, stored_body: str, content_type: str | None, source_ip: str | None
 ) -> dict[str, Any]:
     # NUL cannot be stored in a PostgreSQL text column; keep the rest of the body verbatim.
-    raw = redact_passphrase(body.decode("utf-8", errors="replace")).replace("\x00", "\ufffd")
+    raw = stored_body.replace("\x00", "\ufffd")
     return {
         "user_id": strategy.user_id,
         "strategy_id": strategy.id,

@@ -32,7 +32,7 @@ ACCEPTED = "accepted"
 REJECTED = "rejected"
 DUPLICATE = "duplicate"
 MAX_BATCH = 256
-KEY_REPEAT = "same strategy, id and time as an earlier alert"
+KEY_REPEAT = "same strategy and idempotency_key as an earlier alert"
 
 Outcome = tuple[int, str]  # a stored alert's signal id and final status
 
@@ -201,7 +201,10 @@ def _mark_duplicates(
 ) -> list[int | None]:
     """Mark repeats: same strategy and idempotency key, or same body inside the window.
 
-    Return, for each row, the position of the alert of this batch it repeats, if any.
+    The key is only the sender's explicit `idempotency_key`; an unkeyed alert is a repeat only
+    when its whole body (as stored) arrived before within the strategy's duplicate window, as
+    TradingView resends it after a 5xx. Return, for each row, the position of the alert of this
+    batch it repeats, if any.
     """
     stored = _stored_keys(connection, _keys_by_strategy(rows))
     originals: list[int | None] = [None] * len(rows)

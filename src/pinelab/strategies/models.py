@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from pinelab.clock import now
 from pinelab.db.base import Base, BigId, Money, UTCDateTime
 
+# TradingView resends an alert's identical body 5 s after a 5xx, at most 3 times (its support
+# page "Webhook resubmission"): a minute covers the resends with their 3 s timeouts.
+DEFAULT_DUPLICATE_WINDOW_SECONDS = 60
+
 
 class Strategy(Base):
     """A webhook endpoint: its alerts fan out to every bound broker account."""
@@ -28,7 +32,9 @@ class Strategy(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     sizing_type: Mapped[str] = mapped_column(String(24), default="fixed")
     sizing_value: Mapped[Decimal] = mapped_column(Money, default=Decimal(1))
-    duplicate_window_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate_window_seconds: Mapped[int] = mapped_column(
+        Integer, default=DEFAULT_DUPLICATE_WINDOW_SECONDS
+    )
     allowed_symbols: Mapped[list[str] | None] = mapped_column(JSON)
     max_position_quantity: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)

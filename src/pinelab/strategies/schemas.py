@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Self, TypeVar
 
 from pydantic import (
@@ -21,8 +22,9 @@ from pydantic import (
 )
 
 from pinelab.api.schemas import StrictBody
+from pinelab.brokers.symbols import checked_ticker
 from pinelab.signals.intent import QuantityType
-from pinelab.strategies.models import Strategy
+from pinelab.strategies.models import DEFAULT_DUPLICATE_WINDOW_SECONDS, Strategy
 
 MAX_ID = 2**63 - 1
 MAX_BROKER_ACCOUNTS = 20
@@ -32,15 +34,11 @@ MAX_DUPLICATE_WINDOW_SECONDS = 86400
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Passphrase = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+# Kept in the canonical form alerts are read into (brokers/symbols.py): "NASDAQ:aapl" is AAPL.
 Ticker = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True,
-        to_upper=True,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/!-]*$",
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(checked_ticker),
 ]
 Amount = Annotated[Decimal, Field(gt=0, le=MAX_AMOUNT, max_digits=30, decimal_places=12)]
 DuplicateWindow = Annotated[int, Field(ge=0, le=MAX_DUPLICATE_WINDOW_SECONDS)]
@@ -64,19 +62,29 @@ AllowedSymbols = Annotated[
 ]
 
 
+class SizingType(StrEnum):
+    """The quantity types that can be a strategy's default rule (a subset of QuantityType)."""
+
+    FIXED = QuantityType.FIXED.value
+    NOTIONAL = QuantityType.NOTIONAL.value
+    PERCENT_OF_EQUITY = QuantityType.PERCENT_OF_EQUITY.value
+
+
 class SizingRule(StrictBody):
     """How much to trade when an alert carries no quantity; unknown fields are rejected.
 
     `fixed` is a quantity, `notional` an amount of cash, `percent_of_equity` a percent (<= 100).
+    The alert-only kinds (`percent_of_position`, `risk_amount`) need what only an alert says (a
+    position to take a share of, a stop loss), so they are no default rule.
     """
 
-    type: QuantityType
+    type: SizingType
     value: Amount
 
     @field_validator("value")
     @classmethod
     def _percent_at_most_hundred(cls, value: Decimal, info: ValidationInfo) -> Decimal:
-        if info.data.get("type") is QuantityType.PERCENT_OF_EQUITY and value > 100:
+        if info.data.get("type") is SizingType.PERCENT_OF_EQUITY and value > 100:
             raise ValueError("a percent_of_equity value must be at most 100")
         return value
 
@@ -88,7 +96,11 @@ class StrategyCreate(StrictBody):
     broker_account_ids: BrokerAccountIds
     sizing: SizingRule
     enabled: bool = True
-    duplicate_window_seconds: DuplicateWindow = 0
+    duplicate_window_seconds: DuplicateWindow = Field(
+        DEFAULT_DUPLICATE_WINDOW_SECONDS,
+        description="An unkeyed alert whose identical body arrived this many seconds before "
+        "is a duplicate (0: none is); an alert with an idempotency_key is deduped by the key",
+    )
     passphrase: Passphrase | None = Field(None, description="Write-only second secret")
     allowed_symbols: AllowedSymbols | None = None
     max_position_quantity: Amount | None = None
@@ -140,7 +152,7 @@ class StrategyRead(BaseModel):
             id=strategy.id,
             name=strategy.name,
             broker_account_ids=strategy.broker_account_ids,
-            sizing=SizingRule(type=QuantityType(strategy.sizing_type), value=strategy.sizing_value),
+            sizing=SizingRule(type=SizingType(strategy.sizing_type), value=strategy.sizing_value),
             enabled=strategy.enabled,
             duplicate_window_seconds=strategy.duplicate_window_seconds,
             has_passphrase=strategy.passphrase_hash is not None,

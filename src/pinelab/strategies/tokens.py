@@ -18,6 +18,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, select
 
 from pinelab.accounts.security import hash_opaque_token, new_opaque_token
+from pinelab.brokers.models import BrokerAccount
 from pinelab.db import Database
 from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 
@@ -35,9 +36,14 @@ _BY_TOKEN = select(
     Strategy.sizing_value,
 ).where(Strategy.token_hash == bindparam("digest"), Strategy.archived_at.is_(None))
 _ACCOUNTS = (
-    select(StrategyBrokerAccount.broker_account_id)
+    select(
+        BrokerAccount.id,
+        BrokerAccount.kind,
+        BrokerAccount.archived_at.is_(None).label("live"),
+    )
+    .join(StrategyBrokerAccount, StrategyBrokerAccount.broker_account_id == BrokerAccount.id)
     .where(StrategyBrokerAccount.strategy_id == bindparam("strategy_id"))
-    .order_by(StrategyBrokerAccount.broker_account_id)
+    .order_by(BrokerAccount.id)
 )
 
 
@@ -71,6 +77,8 @@ class StrategySnapshot:
     broker_account_ids: tuple[int, ...]
     sizing_type: str
     sizing_value: Decimal
+    # (id, kind) of each bound account still live: what the door checks an alert against.
+    live_accounts: tuple[tuple[int, str], ...] = ()
 
 
 class TokenDirectory:
@@ -120,5 +128,9 @@ class TokenDirectory:
             row = (await session.execute(_BY_TOKEN, {"digest": digest})).one_or_none()
             if row is None:
                 return None
-            accounts = await session.scalars(_ACCOUNTS, {"strategy_id": row.id})
-            return StrategySnapshot(**row._asdict(), broker_account_ids=tuple(accounts))
+            rows = (await session.execute(_ACCOUNTS, {"strategy_id": row.id})).all()
+            return StrategySnapshot(
+                **row._asdict(),
+                broker_account_ids=tuple(each.id for each in rows),
+                live_accounts=tuple((each.id, each.kind) for each in rows if each.live),
+            )

@@ -55,4 +55,22 @@ def bracket_prices(
     for name, price in (("take_profit", tp), ("stop_loss", sl.stop_price if sl else None)):
         if price is not None and price <= 0:
             raise SizingError(f"{name}: works out to a price of {price}, which is not positive")
+        if price is not None and entry is not None:
+            _check_side(name, price, entry=entry, side=side)
     return tp, sl
+
+
+def _check_side(name: str, price: Decimal, *, entry: Decimal, side: OrderSide) -> None:
+    """Refuse a leg on the wrong side of the entry: it would close the position at once.
+
+    (A distance in pips or percent sent where a price is read looks like this.)
+    """
+    above = (name == "take_profit") == (side is OrderSide.BUY)
+    if above and price <= entry:
+        raise SizingError(
+            f"{name}: {price} is not above the entry price {entry} of this {side.value}"
+        )
+    if not above and price >= entry:
+        raise SizingError(
+            f"{name}: {price} is not below the entry price {entry} of this {side.value}"
+        )

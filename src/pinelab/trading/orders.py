@@ -12,7 +12,9 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from pinelab.brokers.base import OrderRequest, OrderSide, OrderStatus, OrderStatusReport
@@ -22,6 +24,8 @@ from pinelab.trading.models import Fill, Order, OrderEvent, Position
 from pinelab.trading.order_state import LifecycleEvent, OrderFilled
 from pinelab.trading.positions import book_fill
 from pinelab.trading.reconcile import OrderSnapshot, OrderSync, sync_order
+
+log = structlog.get_logger(__name__)
 
 ZERO = Decimal(0)
 WORKING = tuple(status.value for status in OrderStatus if not status.is_terminal)
@@ -33,6 +37,8 @@ _IN_TICKER = (
 )
 _POSITION = select(Position).where(*_IN_TICKER, Position.strategy_id == bindparam("b_strategy_id"))
 _UNOWNED_POSITION = select(Position).where(*_IN_TICKER, Position.strategy_id.is_(None))
+_POSITION_LOCKED = _POSITION.with_for_update()
+_UNOWNED_POSITION_LOCKED = _UNOWNED_POSITION.with_for_update()
 _POSITION_QUANTITY = select(Position.quantity).where(
     *_IN_TICKER, Position.strategy_id == bindparam("b_strategy_id")
 )
@@ -218,29 +224,58 @@ def _record_event(
             occurred_at=now(),
         )
     )
+    log.info(  # one line per state change, for whoever watches the log (no secrets in it)
+        "order",
+        change=event,
+        order_id=order.id,
+        signal_id=order.signal_id,
+        strategy_id=order.strategy_id,
+        ticker=order.ticker,
+        side=order.side,
+        quantity=str(order.quantity),
+        from_status=before,
+        to_status=order.status,
+        filled_quantity=str(order.filled_quantity),
+        average_fill_price=None
+        if order.average_fill_price is None
+        else str(order.average_fill_price),
+        **(detail or {}),
+    )
 
 
 def _position_for(session: Session, order: Order) -> Position:
     # A deleted strategy's orders keep booking into the position it left (strategy_id NULL).
     where = {"b_account_id": order.broker_account_id, "b_ticker": order.ticker}
+    # Fills of one position may be booked at once (PostgreSQL, several workers): the row is
+    # locked, so each booking reads what the one before it wrote (SQLite has a single writer).
+    postgres = not is_sqlite(session)
     if order.strategy_id is None:
-        query = _UNOWNED_POSITION
+        query = _UNOWNED_POSITION_LOCKED if postgres else _UNOWNED_POSITION
     else:
-        query, where["b_strategy_id"] = _POSITION, order.strategy_id
+        query = _POSITION_LOCKED if postgres else _POSITION
+        where["b_strategy_id"] = order.strategy_id
     position = session.execute(query, where).scalar_one_or_none()
     if position is None:
-        position = Position(
-            user_id=order.user_id,
-            broker_account_id=order.broker_account_id,
-            strategy_id=order.strategy_id,
-            ticker=order.ticker,
-            quantity=ZERO,
-            average_price=ZERO,
-            realized_pnl=ZERO,
-            commissions=ZERO,
+        # Two executions may open it at once: the second insert waits for the first to commit
+        # and does nothing; both then book into the one row.
+        dialect = postgresql if postgres else sqlite
+        opened = dialect.insert(Position).on_conflict_do_nothing(
+            index_elements=["broker_account_id", "strategy_id", "ticker"]
         )
-        session.add(position)
-        session.flush()
+        session.execute(
+            opened,
+            {
+                "user_id": order.user_id,
+                "broker_account_id": order.broker_account_id,
+                "strategy_id": order.strategy_id,
+                "ticker": order.ticker,
+                "quantity": ZERO,
+                "average_price": ZERO,
+                "realized_pnl": ZERO,
+                "commissions": ZERO,
+            },
+        )
+        position = session.execute(query, where).scalar_one()
     return position
 
 

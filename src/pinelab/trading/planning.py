@@ -87,7 +87,7 @@ def plan_request(
 
     Raises OrderRejectedError (sizing, risk) with the reason.
     """
-    price = intent.limit_price or intent.price
+    price = intent.order_price
     plan = plan_order(
         intent,
         sizing=Sizing(QuantityType(strategy.sizing_type), strategy.sizing_value),
@@ -95,7 +95,10 @@ def plan_request(
         equity=equity,
         price=price,
         fractional=capabilities.fractional_quantity,
-        notional_orders=capabilities.notional_orders,
+        # A venue takes an amount of money only for a market order: a limit or stop order is
+        # sized here, from its own price.
+        notional_orders=capabilities.notional_orders and intent.order_type is OrderType.MARKET,
+        quantity_step=capabilities.quantity_step,
     )
     if plan is None:
         return None
@@ -141,9 +144,7 @@ def request_from(
 ) -> OrderRequest:
     """Rebuild the request of an order stored before a crash or a failed attempt."""
     plan = OrderPlan(OrderSide(side), quantity or None, None, reduce_only=False)
-    request = build_request(
-        client_id, symbol, plan, intent, entry=intent.limit_price or intent.price
-    )
+    request = build_request(client_id, symbol, plan, intent, entry=intent.order_price)
     return OrderRequest(
         **{
             **request.__dict__,

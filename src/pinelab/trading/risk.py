@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from pinelab.brokers.symbols import canonical_ticker
 from pinelab.strategies.models import Strategy
 from pinelab.trading.exceptions import RiskRejected
 from pinelab.trading.sizing import OrderPlan
@@ -14,7 +15,8 @@ def check_order(
 ) -> None:
     """Raise RiskRejected when the order breaks one of the strategy's limits."""
     allowed = strategy.allowed_symbols
-    if allowed and ticker.upper() not in {symbol.upper() for symbol in allowed}:
+    # Both sides canonical: "BINANCE:BTCUSDT" allows the alert for "BTCUSDT" and the reverse.
+    if allowed and canonical_ticker(ticker) not in {canonical_ticker(s) for s in allowed}:
         raise RiskRejected(f"{ticker} is not in the strategy's allowed symbols")
     limit = strategy.max_position_quantity
     if limit is not None and plan.quantity is not None and not plan.reduce_only:

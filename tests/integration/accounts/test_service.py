@@ -21,12 +21,17 @@ from pinelab.accounts.models import AuthSession, User
 from pinelab.clock import FrozenClock
 from pinelab.db import Database
 from pinelab.errors import DuplicateResourceError, RateLimitExceeded, ValidationFailed
-from pinelab.ops.ratelimit import RateLimiter
+from pinelab.ops.ratelimit import Limit, RateLimitStore
 
 PASSWORD = "blue-harbour-lantern-42"
 SECRET = "unit-test-signing-key-0123456789-abcdefghijklmnop"
 POLICY = service.TokenPolicy(secret_key=SECRET, access_ttl_seconds=900, refresh_ttl_seconds=3600)
 ORIGIN = service.SessionOrigin(ip_address="198.51.100.4", user_agent="pytest")
+
+
+def login_limit() -> Limit:
+    """The login limit as the app builds it by default: 10 a minute per account."""
+    return RateLimitStore().limit("login", 10)
 
 
 async def make_user(db: Database, email: str = "trader@example.com", **kwargs: Any) -> User:
@@ -38,7 +43,7 @@ async def login(
     db: Database,
     email: str = "trader@example.com",
     password: str = PASSWORD,
-    limiter: RateLimiter | None = None,
+    limiter: Limit | None = None,
     origin: service.SessionOrigin = ORIGIN,
 ) -> service.IssuedTokens:
     """Log in the way the HTTP route does: check credentials, then open the session."""
@@ -47,8 +52,7 @@ async def login(
             session,
             email=email,
             password=password,
-            limiter=limiter or service.new_login_limiter(),
-            origin=origin,
+            limiter=limiter or login_limit(),
         )
     async with db.transaction() as session:
         return await service.start_session(session, login=verified, policy=POLICY, origin=origin)
@@ -214,7 +218,7 @@ async def test_login_checked_before_a_password_change_opens_no_session(db: Datab
     user = await make_user(db)
     async with db.session() as session:
         verified = await service.check_credentials(
-            session, email="trader@example.com", password=PASSWORD, limiter=RateLimiter(0)
+            session, email="trader@example.com", password=PASSWORD, limiter=login_limit()
         )
     async with db.transaction() as session:
         stored = await session.get(User, user.id)
@@ -227,11 +231,12 @@ async def test_login_checked_before_a_password_change_opens_no_session(db: Datab
     assert await sessions_of(db, user.id) == []
 
 
-async def test_eleventh_login_attempt_in_a_minute_is_rate_limited_per_email_and_address(
-    db: Database, still_limiter_clock: None
+async def test_eleventh_login_attempt_in_a_minute_is_rate_limited_per_account(
+    db: Database,
 ) -> None:
     await make_user(db)
-    limiter = service.new_login_limiter()
+    await make_user(db, email="other@example.com")
+    limiter = login_limit()
     for _ in range(10):
         with pytest.raises(InvalidCredentials):
             await login(db, password="wrong-password-again", limiter=limiter)
@@ -240,7 +245,9 @@ async def test_eleventh_login_attempt_in_a_minute_is_rate_limited_per_email_and_
         await login(db, limiter=limiter)
     assert caught.value.retry_after >= 1
     other_address = service.SessionOrigin(ip_address="192.0.2.99")
-    assert (await login(db, limiter=limiter, origin=other_address)).access_token
+    with pytest.raises(RateLimitExceeded):
+        await login(db, limiter=limiter, origin=other_address)
+    assert (await login(db, email="other@example.com", limiter=limiter)).access_token
 
 
 # --- refresh rotation ----------------------------------------------------------------------

@@ -52,7 +52,7 @@ async def test_buy_then_sell_fill_at_alpaca_and_move_the_position(
         assert (order["status"], order["side"], order["symbol"]) == ("filled", side, "AAPL")
         assert (order["filled_quantity"], order["average_fill_price"]) == (quantity, price)
         assert venue[order["client_order_id"]].id == order["broker_order_id"]
-    position = (await trader.positions())["NASDAQ:AAPL"]
+    position = (await trader.positions())["AAPL"]  # the canonical ticker
     assert (position["quantity"], position["average_price"], position["realized_pnl"]) == (
         "6",
         "100",

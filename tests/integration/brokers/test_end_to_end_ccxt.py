@@ -64,7 +64,7 @@ async def test_buy_then_sell_fill_at_the_exchange_and_move_the_position(
         assert (order["status"], order["side"], order["symbol"]) == ("filled", side, "BTC/USDT")
         assert (order["filled_quantity"], order["average_fill_price"]) == (quantity, price)
         assert venue[order["client_order_id"]].order_id == order["broker_order_id"]
-    position = (await trader.positions())[TICKER]
+    position = (await trader.positions())["BTCUSDT"]
     assert (position["quantity"], position["average_price"], position["realized_pnl"]) == (
         "0.3",
         "30000",
@@ -98,7 +98,7 @@ async def test_resting_limit_order_fill_is_learnt_from_the_exchange(
     [filled] = await trader.orders()
     assert (filled["status"], filled["filled_quantity"]) == ("filled", "0.1")
     assert Decimal(filled["average_fill_price"]) <= Decimal(29000)
-    assert (await trader.positions())[TICKER]["quantity"] == "0.1"
+    assert (await trader.positions())["BTCUSDT"]["quantity"] == "0.1"
 
 
 async def test_bracket_alert_is_refused_with_the_reason_and_places_nothing(

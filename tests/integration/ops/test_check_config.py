@@ -85,3 +85,45 @@ async def test_unreachable_redis_and_smtp_are_reported(tmp_path: Path) -> None:
     )
     problems = await connection_problems(settings, within=3)
     assert {p.variable for p in problems} == {"PINELAB_REDIS_URL", "PINELAB_SMTP_HOST"}
+
+
+def test_list_settings_are_read_as_comma_separated_values(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "PINELAB_TRUSTED_PROXIES=10.0.0.1, 10.0.0.2\n"
+        "PINELAB_CORS_ORIGINS=https://a.example,https://b.example\n"
+        "PINELAB_BROKER_BASE_URLS=alpaca=https://alpaca-gw.internal\n"
+    )
+    result = run_pinelab(tmp_path, "check-config", "--offline")
+    assert "Traceback" not in result.stderr, result.stderr
+    for name in ("TRUSTED_PROXIES", "CORS_ORIGINS", "BROKER_BASE_URLS"):
+        assert f"PINELAB_{name}" not in result.stdout, result.stdout
+    settings = Settings(_env_file=tmp_path / ".env")  # type: ignore[call-arg]
+    assert settings.trusted_proxies == ["10.0.0.1", "10.0.0.2"]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.broker_base_urls == {"alpaca": "https://alpaca-gw.internal"}
+
+
+def test_a_bad_setting_is_one_clear_line_for_every_command_never_a_traceback(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text(
+        'PINELAB_BROKER_BASE_URLS={"alpaca": \nPINELAB_PORT=eighty\n'
+        "PINELAB_DATABASE_URL=postgresql+asyncpg://app:hunter2@127.0.0.1:1/pinelab\n"
+    )
+    checked = run_pinelab(tmp_path, "check-config", "--offline")
+    migrated = run_pinelab(tmp_path, "migrate")
+    served = run_pinelab(tmp_path, "serve")
+    assert checked.returncode == 1
+    assert "error: PINELAB_BROKER_BASE_URLS: " in checked.stdout
+    assert "error: PINELAB_PORT: " in checked.stdout
+    assert migrated.returncode == 2
+    assert migrated.stderr.splitlines()[:2] == [
+        "error: PINELAB_PORT: Input should be a valid integer, unable to parse string as an "
+        "integer",
+        "error: PINELAB_BROKER_BASE_URLS: Value error, is not a JSON object, nor "
+        "comma-separated values",
+    ]
+    assert served.returncode == 1
+    for result in (checked, migrated, served):
+        assert "Traceback" not in result.stdout + result.stderr
+        assert "hunter2" not in result.stdout + result.stderr

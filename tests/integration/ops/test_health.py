@@ -1,4 +1,8 @@
-"""Readiness checks against a real database: verdicts, broker kinds in use, timeouts, caching."""
+"""Readiness checks against a real database: verdicts, broker kinds in use, timeouts, caching.
+
+Public readiness checks our own dependencies only; broker reachability is a separate, admin-only
+run with its own, longer cache.
+"""
 
 from __future__ import annotations
 
@@ -49,9 +53,18 @@ async def test_each_broker_kind_in_use_is_checked_once(settings: Settings, db: D
     await seed_strategy(db, email="other@example.com", token="other-token-0123456789")
     await _add_alpaca(db, seeded.user_id)
     paper, alpaca = CountingProbe(), CountingProbe()
-    readiness = await _checker(settings, db, paper=paper, alpaca=alpaca).readiness()
-    assert set(readiness.as_dict()["checks"]) == {"database", "broker:paper", "broker:alpaca:live"}
+    reachability = await _checker(settings, db, paper=paper, alpaca=alpaca).broker_reachability()
+    assert set(reachability.as_dict()["checks"]) == {"broker:paper", "broker:alpaca:live"}
     assert (paper.calls, alpaca.calls) == (1, 1)
+
+
+async def test_readiness_never_reaches_a_broker(settings: Settings, db: Database) -> None:
+    seeded = await seed_strategy(db)
+    await _add_alpaca(db, seeded.user_id)
+    paper, alpaca = CountingProbe(), CountingProbe()
+    readiness = await _checker(settings, db, paper=paper, alpaca=alpaca).readiness()
+    assert set(readiness.as_dict()["checks"]) == {"database"}
+    assert (paper.calls, alpaca.calls) == (0, 0)
 
 
 async def test_a_broker_down_degrades_but_keeps_the_process_ready(
@@ -60,7 +73,8 @@ async def test_a_broker_down_degrades_but_keeps_the_process_ready(
     seeded = await seed_strategy(db)
     await _add_alpaca(db, seeded.user_id)
     failing = CountingProbe(error=ConnectionError("api.alpaca.markets unreachable"))
-    readiness = await _checker(settings, db, paper=CountingProbe(), alpaca=failing).readiness()
+    checker = _checker(settings, db, paper=CountingProbe(), alpaca=failing)
+    readiness = await checker.broker_reachability()
     assert readiness.status == "degraded"
     check = readiness.as_dict()["checks"]["broker:alpaca:live"]
     assert (check["ok"], check["required"], check["error"]) == (False, False, "ConnectionError")
@@ -81,7 +95,9 @@ async def test_a_hanging_probe_is_cut_at_the_timeout(settings: Settings, db: Dat
     quick = settings.model_copy(update={"health_timeout_seconds": 0.2})
     hanging = CountingProbe(hang=True)
     started = asyncio.get_running_loop().time()
-    readiness = await _checker(quick, db, paper=CountingProbe(), alpaca=hanging).readiness()
+    readiness = await _checker(
+        quick, db, paper=CountingProbe(), alpaca=hanging
+    ).broker_reachability()
     assert asyncio.get_running_loop().time() - started < 2
     check = readiness.as_dict(detail=True)["checks"]["broker:alpaca:live"]
     assert check["error"].startswith("Timeout")
@@ -92,9 +108,9 @@ async def test_probes_within_the_cache_window_share_one_run(
 ) -> None:
     await seed_strategy(db)
     probe = CountingProbe()
-    checker = _checker(settings.model_copy(update={"health_cache_seconds": 60}), db, paper=probe)
-    await asyncio.gather(*(checker.readiness() for _ in range(20)))
-    await checker.readiness()
+    checker = _checker(settings, db, paper=probe)  # brokers are cached 60 s by default
+    await asyncio.gather(*(checker.broker_reachability() for _ in range(20)))
+    await checker.broker_reachability()
     assert probe.calls == 1
 
 
@@ -103,7 +119,8 @@ async def test_after_the_cache_window_the_checks_run_again(
 ) -> None:
     await seed_strategy(db)
     probe = CountingProbe()
-    checker = _checker(settings.model_copy(update={"health_cache_seconds": 0}), db, paper=probe)
-    await checker.readiness()
-    await checker.readiness()
+    uncached = settings.model_copy(update={"broker_health_cache_seconds": 0})
+    checker = _checker(uncached, db, paper=probe)
+    await checker.broker_reachability()
+    await checker.broker_reachability()
     assert probe.calls == 2

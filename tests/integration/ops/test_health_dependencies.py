@@ -121,7 +121,8 @@ async def test_a_broker_kind_without_a_probe_is_reported_not_raised(
     async def paper_probe(kind: str, paper: bool) -> None:
         return None
 
-    readiness = await HealthChecker(settings, db, broker_probes={"paper": paper_probe}).readiness()
+    checker = HealthChecker(settings, db, broker_probes={"paper": paper_probe})
+    readiness = await checker.broker_reachability()
 
     assert readiness.status == "degraded"
     checks = readiness.as_dict(detail=True)["checks"]
@@ -172,6 +173,26 @@ async def test_a_5xx_answer_means_the_venue_is_down(
 
     with pytest.raises(ConnectionError, match=f"127.0.0.1:\\d+ answered {status}$"):
         await probe_url(url)
+
+
+async def test_a_configured_base_url_is_probed_instead_of_the_public_host(
+    settings: Settings, db: Database, venue: tuple[str, list[int]]
+) -> None:
+    url, statuses = venue
+    statuses.append(200)
+    seeded = await seed_strategy(db)
+    async with db.transaction() as session:
+        session.add(BrokerAccount(user_id=seeded.user_id, kind="alpaca", label="A", paper=False))
+
+    async def public_host(kind: str, paper: bool) -> None:
+        raise AssertionError(f"the public host of {kind} was probed")
+
+    gateway = settings.model_copy(update={"broker_base_urls": {"alpaca": url}})
+    checker = HealthChecker(gateway, db, broker_probes={"alpaca": public_host})
+    readiness = await checker.broker_reachability()
+
+    assert statuses == []  # the gateway was asked
+    assert readiness.as_dict()["checks"]["broker:alpaca:live"]["ok"] is True
 
 
 @pytest.fixture

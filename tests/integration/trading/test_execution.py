@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -318,3 +319,16 @@ async def test_working_order_lookups_take_the_status_index_on_sqlite(
     # Working orders are few among an account's many: never a scan of the account's orders.
     assert len(plans) == 1
     assert "ix_trade_order_status" in plans[0], plans
+
+
+async def test_concurrent_executions_opening_one_position_book_into_one_row(
+    context: Services, seeded: Seeded
+) -> None:
+    # Several workers (PostgreSQL) may open the same new position at once: each fill books into
+    # the one row, none fails on the unique (account, strategy, ticker).
+    signal_ids = [await ingest_alert(context, seeded, quantity="1") for _ in range(6)]
+    await asyncio.gather(*(execute(context, signal_id) for signal_id in signal_ids))
+    signals = [await _get(context, Signal, signal_id) for signal_id in signal_ids]
+    assert [signal.status for signal in signals] == ["executed"] * 6, [s.reason for s in signals]
+    position = await _position(context)
+    assert position.quantity == 6

@@ -30,7 +30,9 @@ def _values() -> dict[str, Any]:
         "position_size": Decimal("0"),
         "alert_id": "a-1",
         "alert_time": "2026-01-02T15:30:00Z",
+        "idempotency_key": "AAPL-bar-1",
         "passphrase": "secret words",
+        "dialect": "TradersPost",
     }
 
 
@@ -38,7 +40,7 @@ def test_of_builds_the_intent_the_dataclass_builds():
     built = AlertIntent.of(_values())
     assert built == AlertIntent(**_values())
     assert built.to_record() == AlertIntent(**_values()).to_record()
-    assert built.idempotency_key == "a-1|2026-01-02T15:30:00Z"
+    assert built.idempotency_key == "AAPL-bar-1"
 
 
 def test_an_intent_built_by_of_is_still_frozen():

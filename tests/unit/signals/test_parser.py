@@ -468,9 +468,12 @@ def test_stop_limit_stop_loss_needs_its_limit_price():
     ]
 
 
-def test_trailing_stop_loss_takes_a_percent_or_amount_not_a_price():
-    error = rejection(with_base(stop_loss={"price": 90, "type": "trailing_stop"}))
-    assert fields_of(error) == ["stop_loss.price"]
+@pytest.mark.parametrize("kind", ["price", "amount"])
+def test_trailing_stop_loss_takes_a_percent_only(kind: str):
+    # No broker adapter trails by an amount: refused at the door, not failed after the 202.
+    error = rejection(with_base(stop_loss={kind: 90, "type": "trailing_stop"}))
+    assert fields_of(error) == [f"stop_loss.{kind}"]
+    assert parse(with_base(stop_loss={"percent": 2, "type": "trailing_stop"})).stop_loss
 
 
 @pytest.mark.parametrize("kind", ["market", "limit", "trailing"])
@@ -499,7 +502,7 @@ def test_sentiment_values_are_read(kind: Sentiment):
 
 
 def test_unknown_sentiment_is_rejected():
-    assert fields_of(rejection(with_base(sentiment="bullish"))) == ["sentiment"]
+    assert fields_of(rejection(with_base(sentiment="upward"))) == ["sentiment"]
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "2.5", -1, 0])
@@ -515,10 +518,21 @@ def test_position_size_nan_is_rejected():
 # --- id, time, passphrase -------------------------------------------------------------------
 
 
-def test_id_and_time_form_the_idempotency_key():
+def test_id_and_time_are_kept_and_are_no_idempotency_key():
     intent = parse(with_base(id="L1", time="2024-05-01T14:30:00Z"))
     assert (intent.alert_id, intent.alert_time) == ("L1", "2024-05-01T14:30:00Z")
-    assert intent.idempotency_key == "L1|2024-05-01T14:30:00Z"
+    assert intent.idempotency_key is None
+
+
+@pytest.mark.parametrize("name", ["idempotency_key", "idempotencyKey"])
+def test_the_explicit_idempotency_key_is_read_trimmed(name: str):
+    intent = parse(with_base(**{name: " AAPL-1714573800-L1 "}))
+    assert intent.idempotency_key == "AAPL-1714573800-L1"
+
+
+def test_an_idempotency_key_longer_than_the_column_is_rejected():
+    error = rejection(with_base(idempotency_key="k" * 256))
+    assert error.message == "idempotency_key: must be at most 255 characters long, got 256"
 
 
 def test_numeric_id_and_time_are_converted_to_strings():
@@ -526,9 +540,9 @@ def test_numeric_id_and_time_are_converted_to_strings():
     assert (intent.alert_id, intent.alert_time) == ("42", "1714573800.5")
 
 
-def test_empty_id_and_time_are_absent():
-    intent = parse(with_base(id="", time="  "))
-    assert intent.idempotency_key is None
+def test_empty_id_time_and_key_are_absent():
+    intent = parse(with_base(id="", time="  ", idempotency_key=""))
+    assert (intent.alert_id, intent.alert_time, intent.idempotency_key) == (None, None, None)
 
 
 @pytest.mark.parametrize(("field", "value"), [("id", True), ("time", {"t": 1}), ("id", [1])])
@@ -579,7 +593,7 @@ def test_bad_passphrase_is_rejected_without_echoing_it(value: Any):
         ("trailPercent", "trail_percent", "1"),
         ("timeInForce", "time_in_force", "gtc"),
         ("takeProfit", "take_profit", {"percent": 2}),
-        ("stopLoss", "stop_loss", {"amount": 3, "type": "trailing_stop"}),
+        ("stopLoss", "stop_loss", {"percent": 3, "type": "trailing_stop"}),
         ("positionSize", "position_size", "-5"),
     ],
 )
@@ -737,7 +751,8 @@ def test_text_alerts_of_alerts_md_are_read(text: str, expected: AlertIntent):
 def test_text_keys_cover_the_json_fields_and_aliases():
     text = (
         "buy AAPL quantity_type=notional price=190.25 orderType=stop stopPrice=191 "
-        "time_in_force=gtc sentiment=long positionSize=0 id=L1 time=1714573800 passphrase=pw"
+        "time_in_force=gtc sentiment=long positionSize=0 id=L1 time=1714573800 "
+        "idempotency_key=AAPL-L1 passphrase=pw"
     )
     assert parse(text, "text/plain") == AlertIntent(
         ticker="AAPL",
@@ -751,6 +766,7 @@ def test_text_keys_cover_the_json_fields_and_aliases():
         position_size=Decimal(0),
         alert_id="L1",
         alert_time="1714573800",
+        idempotency_key="AAPL-L1",
         passphrase="pw",
     )
 
@@ -871,9 +887,18 @@ def test_every_field_of_a_full_intent_survives_the_signal_record():
         position_size=Decimal(-2),
         alert_id="a",
         alert_time="t",
+        idempotency_key="k",
         passphrase="secret",
+        dialect="TradersPost",
     )
     assert all(getattr(full, f.name) is not None for f in fields(AlertIntent))
     record = json.loads(json.dumps(full.to_record()))  # the stdlib refuses anything not JSON
     assert "passphrase" not in record
     assert AlertIntent.from_record(record) == replace(full, passphrase=None)
+
+
+def test_a_percent_of_the_position_above_100_is_rejected():
+    error = rejection(with_base(quantity="150", quantity_type="percent_of_position"))
+    assert fields_of(error) == ["quantity"]
+    assert "at most 100" in error.message
+    assert parse(with_base(quantity="100", quantity_type="percent_of_position")).quantity == 100

@@ -36,6 +36,12 @@ PRICES_NEEDED = {
     OrderType.TRAILING_STOP: ("trail_percent",),
 }
 SAFE_WORD = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:/", min_size=1, max_size=16)
+# A ticker of the grammar, maybe behind an exchange prefix (which the canonical form drops).
+TICKERS = st.builds(
+    lambda prefix, symbol: prefix + symbol,
+    st.sampled_from(["", "BINANCE:", "NASDAQ:", "CME_MINI:"]),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz0123456789._-/!", min_size=1, max_size=16),
+)
 positive = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1e12"), places=6)
 signed = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=4)
 
@@ -128,7 +134,7 @@ def test_arbitrary_text_gives_an_intent_or_a_rejection(
 def alerts(draw: st.DrawFn) -> tuple[dict[str, Any], AlertIntent]:
     """Draw a valid alert as {canonical field: value} and the intent it must give."""
     spec: dict[str, Any] = {
-        "ticker": draw(SAFE_WORD),
+        "ticker": draw(TICKERS),
         "action": draw(st.sampled_from(sorted(ACTION_WORDS))),
     }
     order_type = draw(st.sampled_from(list(OrderType)))
@@ -138,7 +144,10 @@ def alerts(draw: st.DrawFn) -> tuple[dict[str, Any], AlertIntent]:
         spec[name] = draw(positive)
     optional = {
         "quantity": positive,
-        "quantity_type": st.sampled_from([kind.value for kind in QuantityType]),
+        # percent_of_position is bounded by 100, which the drawn quantities are not
+        "quantity_type": st.sampled_from(
+            [kind.value for kind in QuantityType if kind is not QuantityType.PERCENT_OF_POSITION]
+        ),
         "price": positive,
         "time_in_force": st.sampled_from([kind.value for kind in TimeInForce]),
         "sentiment": st.sampled_from([kind.value for kind in Sentiment]),
@@ -166,11 +175,7 @@ def brackets(*, stop_loss: bool) -> st.SearchStrategy[dict[str, Any]]:
         st.builds(
             lambda p, lp: {"price": p, "type": "stop_limit", "limit_price": lp}, positive, positive
         ),
-        st.builds(
-            lambda kind, value: {kind: value, "type": "trailing_stop"},
-            st.sampled_from(["percent", "amount"]),
-            positive,
-        ),
+        st.builds(lambda value: {"percent": value, "type": "trailing_stop"}, positive),
     )
 
 
@@ -189,7 +194,7 @@ def expected_intent(spec: dict[str, Any]) -> AlertIntent:
         )
 
     return AlertIntent(
-        ticker=spec["ticker"],
+        ticker=(spec["ticker"].partition(":")[2] or spec["ticker"]).upper(),
         action=ACTION_WORDS[spec["action"]],
         quantity=spec.get("quantity"),
         quantity_type=QuantityType(spec.get("quantity_type", "fixed")),

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pinelab.brokers.base import OrderSide
+from pinelab.brokers.base import OrderSide, OrderType
 from pinelab.errors import OrderRejectedError
-from pinelab.signals.intent import Action, AlertIntent, QuantityType, Sentiment
+from pinelab.signals.intent import Action, AlertIntent, ExitTarget, QuantityType, Sentiment
 from pinelab.trading.exceptions import SizingError
 from pinelab.trading.sizing import OrderPlan, Sizing, plan_order
 
@@ -359,3 +359,127 @@ def test_a_flat_alert_never_crosses_zero(position: Decimal, quantity: Decimal) -
     after = position + result.signed_quantity
     assert after == 0 or (after > 0) == (position > 0)
     assert abs(after) < abs(position)
+
+
+# --- without a quantity against the other side (TradersPost's exit rule) -----------------
+
+
+def test_a_sell_without_quantity_exits_the_whole_long() -> None:
+    sizing = Sizing(QuantityType.FIXED, D(1))
+    assert plan(alert(Action.SELL), sizing=sizing, position=D(7)) == closing(SELL, "7")
+
+
+def test_a_buy_without_quantity_covers_the_whole_short() -> None:
+    assert plan(alert(Action.BUY), position=D(-4)) == closing(BUY, "4")
+
+
+def test_a_sell_without_quantity_and_a_short_sentiment_reverses_into_the_strategy_size() -> None:
+    sizing = Sizing(QuantityType.FIXED, D(2))
+    intent = alert(Action.SELL, sentiment=Sentiment.SHORT)
+    assert plan(intent, sizing=sizing, position=D(7)) == opened(SELL, "9")
+
+
+def test_a_sell_without_quantity_when_flat_opens_the_strategy_size() -> None:
+    sizing = Sizing(QuantityType.FIXED, D(2))
+    assert plan(alert(Action.SELL), sizing=sizing) == opened(SELL, "2")
+
+
+# --- percent of position and risk amount ------------------------------------------------
+
+
+def test_percent_of_position_sells_that_share_of_the_long_and_only_reduces() -> None:
+    intent = alert(Action.SELL, quantity=D(50), quantity_type=QuantityType.PERCENT_OF_POSITION)
+    assert plan(intent, position=D(10)) == closing(SELL, "5")
+
+
+def test_percent_of_position_needs_an_open_position() -> None:
+    intent = alert(Action.SELL, quantity=D(50), quantity_type=QuantityType.PERCENT_OF_POSITION)
+    with pytest.raises(SizingError, match="needs an open position"):
+        plan(intent)
+
+
+def test_percent_of_position_rounds_down_to_whole_units_without_fractions() -> None:
+    intent = alert(Action.SELL, quantity=D(50), quantity_type=QuantityType.PERCENT_OF_POSITION)
+    assert plan(intent, position=D(5), fractional=False) == closing(SELL, "2")
+
+
+def test_risk_amount_buys_what_the_stop_distance_allows() -> None:
+    intent = alert(
+        Action.BUY,
+        quantity=D(100),
+        quantity_type=QuantityType.RISK_AMOUNT,
+        stop_loss=ExitTarget(price=D(170)),
+    )
+    assert plan(intent, price=D(180)) == opened(BUY, "10")
+
+
+@pytest.mark.parametrize(
+    "stop", [ExitTarget(percent=D(5)), ExitTarget(amount=D(10))], ids=["percent", "amount"]
+)
+def test_risk_amount_reads_a_relative_stop(stop: ExitTarget) -> None:
+    intent = alert(
+        Action.BUY, quantity=D(100), quantity_type=QuantityType.RISK_AMOUNT, stop_loss=stop
+    )
+    assert plan(intent, price=D(200)) == opened(BUY, "10")
+
+
+def test_risk_amount_needs_a_stop_loss() -> None:
+    intent = alert(Action.BUY, quantity=D(100), quantity_type=QuantityType.RISK_AMOUNT)
+    with pytest.raises(SizingError, match="needs a stop loss"):
+        plan(intent, price=D(180))
+
+
+def test_risk_amount_refuses_a_stop_at_the_entry() -> None:
+    intent = alert(
+        Action.BUY,
+        quantity=D(100),
+        quantity_type=QuantityType.RISK_AMOUNT,
+        stop_loss=ExitTarget(price=D(180)),
+    )
+    with pytest.raises(SizingError, match="away from the entry"):
+        plan(intent, price=D(180))
+
+
+# --- the order's own price and the venue's step ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "price"),
+    [
+        ({"order_type": OrderType.LIMIT, "limit_price": D(50)}, D(50)),
+        ({"order_type": OrderType.STOP_LIMIT, "stop_price": D(60), "limit_price": D(55)}, D(55)),
+        ({"order_type": OrderType.STOP, "stop_price": D(125)}, D(125)),
+        ({"order_type": OrderType.TRAILING_STOP, "trail_percent": D(1)}, D(100)),
+        ({}, D(100)),
+    ],
+)
+def test_an_order_is_priced_from_its_own_limit_or_stop_price(
+    fields: dict[str, Any], price: Decimal
+) -> None:
+    assert alert(Action.BUY, price=D(100), **fields).order_price == price
+
+
+def test_a_quantity_from_money_is_cut_down_to_the_venue_step_never_up() -> None:
+    intent = alert(Action.BUY, quantity=D(100), quantity_type=QuantityType.NOTIONAL)
+    planned = plan_order(
+        intent,
+        sizing=ONE_UNIT,
+        current_position=FLAT,
+        equity=None,
+        price=D(3),
+        quantity_step=D("1e-8"),
+    )
+    assert planned == opened(BUY, "33.33333333")
+
+
+def test_money_that_buys_less_than_the_venue_step_is_refused() -> None:
+    intent = alert(Action.BUY, quantity=D(1), quantity_type=QuantityType.NOTIONAL)
+    with pytest.raises(SizingError, match=r"buys less than 0\.01 units"):
+        plan_order(
+            intent,
+            sizing=ONE_UNIT,
+            current_position=FLAT,
+            equity=None,
+            price=D(1000),
+            quantity_step=D("0.01"),
+        )

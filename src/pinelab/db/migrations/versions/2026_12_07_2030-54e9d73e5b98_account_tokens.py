@@ -3,7 +3,7 @@
 One-time tokens mailed to users (email verification, password reset), stored as SHA-256.
 
 Revision ID: 54e9d73e5b98
-Revises: 8440a12ff70d
+Revises: 1726a0569ac7
 Create Date: 2026-12-07 20:30:54.616105
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import pinelab.db.base
 
 revision: str = "54e9d73e5b98"
-down_revision: str | None = "8440a12ff70d"
+down_revision: str | None = "1726a0569ac7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
