@@ -54,6 +54,8 @@ def fuzz_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def live_server(request: pytest.FixtureRequest, fuzz_data_dir: Path) -> Iterator[str]:
     """Serve the app with uvicorn in a thread on a free port; yield its base URL."""
     data_dir = fuzz_data_dir
+    # The data dir outlives one backend: the next one's verification email must be the only one.
+    shutil.rmtree(data_dir / "outbox", ignore_errors=True)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         env="test",
