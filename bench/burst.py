@@ -78,7 +78,7 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     )
     with running(server):
         server.start("/health/live")
-        api = Api(server.url)
+        api = Api(server, pinelab)
         tokens = api.paper_strategies(args.strategies, args.accounts)
         api.close()
         before = last_signal_id(pinelab.store)

@@ -82,7 +82,7 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     runs: dict[int, WrkResult] = {}
     with running(server):
         server.start("/health/live")
-        api = Api(server.url)
+        api = Api(server, pinelab)
         token = api.strategy("bench", [api.paper_account("bench")])
         api.close()
         for level in levels:

@@ -174,7 +174,7 @@ def alpaca(args: argparse.Namespace, workdir: Path, report: Report) -> None:
         server = pinelab.server(worker=True, name="pinelab-alpaca")
         with running(server):
             server.start("/health/live")
-            api = Api(server.url)
+            api = Api(server, pinelab)
             accounts = [api.alpaca_account(f"emulator-{n}", *pair) for n, pair in enumerate(keys)]
             tokens = [api.strategy(f"alpaca-{n}", [account]) for n, account in enumerate(accounts)]
             api.close()
@@ -215,7 +215,7 @@ def paper(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     )
     with running(server):
         server.start("/health/live")
-        api = Api(server.url)
+        api = Api(server, pinelab)
         tokens = api.paper_strategies(args.strategies, args.strategies)
         api.close()
         sent, rows, extra = stream(pinelab, server, tokens, args)

@@ -72,7 +72,7 @@ def measure(args: argparse.Namespace, workdir: Path, report: Report) -> None:
     )
     with running(server):
         server.start("/health/live")
-        api = Api(server.url)
+        api = Api(server, pinelab)
         tokens = api.paper_strategies(args.strategies, args.strategies)
         api.close()
         before = last_signal_id(pinelab.store)

@@ -85,7 +85,7 @@ def ingest(args: argparse.Namespace, workdir: Path, dsn: str, report: Report) ->
         with running(server):
             server.start("/health/live")
             if not token:
-                api = Api(server.url)
+                api = Api(server, pinelab)
                 token = api.strategy("bench", [api.paper_account("bench")])
                 api.close()
             before = last_signal_id(pinelab.store)
@@ -129,7 +129,7 @@ def drain(args: argparse.Namespace, workdir: Path, dsn: str, report: Report) -> 
     rates: dict[int, float] = {}
     with running(server):
         server.start("/health/live")
-        api = Api(server.url)
+        api = Api(server, pinelab)
         tokens = api.paper_strategies(args.strategies, args.strategies)
         api.close()
         for workers in PROCESSES:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import structlog
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = structlog.get_logger(__name__)
@@ -22,7 +22,11 @@ class Settings(BaseSettings):
     """PineLab's configuration; see docs/configuration.md for every variable."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PINELAB_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="PINELAB_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        populate_by_name=True,  # settings with aliases are still set by name in code and tests
     )
 
     env: Literal["development", "production", "test"] = "development"
@@ -58,9 +62,15 @@ class Settings(BaseSettings):
 
     smtp_host: str = ""
     smtp_port: int = Field(587, ge=1, le=65535)
-    smtp_username: str = ""
+    # The seed's names first; the names of earlier releases still work.
+    smtp_username: str = Field(
+        "", validation_alias=AliasChoices("PINELAB_SMTP_USER", "PINELAB_SMTP_USERNAME")
+    )
     smtp_password: str = Field("", repr=False)
-    smtp_from: str = "PineLab <pinelab@localhost>"
+    smtp_from: str = Field(
+        "PineLab <pinelab@localhost>",
+        validation_alias=AliasChoices("PINELAB_FROM_EMAIL", "PINELAB_SMTP_FROM"),
+    )
     smtp_starttls: bool = True
 
     reconciliation_interval_minutes: float = Field(5, gt=0)
@@ -88,6 +98,15 @@ class Settings(BaseSettings):
     # Where each broker kind is reached instead of its public URL ("alpaca", "ccxt:<id>").
     broker_base_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
+    # Email security (docs/configuration.md): "auto" is implicit TLS on port 465, else STARTTLS
+    # unless PINELAB_SMTP_STARTTLS=false; a private CA's bundle verifies an internal relay.
+    smtp_tls: Literal["auto", "starttls", "implicit", "none"] = "auto"
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    # Accounts (docs/security.md): how long mailed one-time tokens live.
+    email_verification_ttl_hours: float = Field(48.0, gt=0, le=24 * 30)
+    password_reset_ttl_hours: float = Field(24.0, gt=0, le=24 * 7)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -98,6 +117,8 @@ class Settings(BaseSettings):
     rate_limit_login_account_per_minute: int = Field(10, ge=0)
     rate_limit_user_per_minute: int = Field(600, ge=0)
     rate_limit_two_factor_per_minute: int = Field(5, ge=0)
+    rate_limit_recovery_ip_per_minute: int = Field(10, ge=0)
+    rate_limit_account_email_per_minute: int = Field(1, ge=0)
     # Two-factor authentication (docs/security.md).
     require_2fa_for_admins: bool = False
     two_factor_challenge_ttl_seconds: int = Field(300, ge=30, le=1800)
@@ -148,6 +169,15 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         """Return the public base URL used in webhook URLs and emails."""
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def smtp_tls_mode(self) -> Literal["starttls", "implicit", "none"]:
+        """Return how the SMTP connection is secured: STARTTLS, implicit TLS or not at all."""
+        if self.smtp_tls != "auto":
+            return self.smtp_tls
+        if self.smtp_port == 465:
+            return "implicit"
+        return "starttls" if self.smtp_starttls else "none"
 
     def resolved_secret_key(self) -> str:
         """Return the signing key, generating one into the data dir on first run."""

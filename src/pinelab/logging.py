@@ -76,8 +76,11 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.format_exc_info,
         redact_secrets,
     ]
+    # Refilled in place: loggers cached by an earlier configuration hold this very list.
+    processors: list[structlog.typing.Processor] = structlog.get_config()["processors"]
+    processors[:] = [*shared, renderer]
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelName(settings.log_level)
         ),

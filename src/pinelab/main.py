@@ -25,6 +25,13 @@ from starlette.datastructures import State
 from starlette.middleware.cors import CORSMiddleware
 
 from pinelab import __version__
+from pinelab.accounts.emails import AccountEmails
+from pinelab.accounts.recovery import (
+    ACCOUNT_EMAIL,
+    PRUNE_ACCOUNT_TOKENS,
+    prune_account_tokens,
+)
+from pinelab.accounts.router import admin_router as admin_users_router
 from pinelab.accounts.router import router as auth_router
 from pinelab.accounts.two_factor import SECRET_COLUMN as TOTP_SECRET_COLUMN
 from pinelab.accounts.two_factor import remove_expired_challenges
@@ -43,7 +50,7 @@ from pinelab.jobs.router import router as dead_letters_router
 from pinelab.jobs.worker import JobType, Worker
 from pinelab.logging import configure_logging
 from pinelab.notify.dead_letters import notify_dead_letter_owner
-from pinelab.notify.email import SEND_EMAIL, send_email
+from pinelab.notify.email import SEND_EMAIL, EmailSender, send_email
 from pinelab.ops import shutdown
 from pinelab.ops.dependencies import limit_by_address
 from pinelab.ops.files import make_data_dir_private
@@ -81,6 +88,7 @@ log = structlog.get_logger(__name__)
 API_PREFIX: Final = "/api/v1"
 PRUNE_RECONCILIATION_RUNS: Final = "prune_reconciliation_runs"
 PRUNE_INTERVAL_SECONDS: Final = 3600.0
+ACCOUNT_TOKENS_PRUNE_SECONDS: Final = 3600.0
 PRUNE_LOGIN_CHALLENGES: Final = "prune_login_challenges"
 
 
@@ -189,6 +197,8 @@ def job_types(
             on_replay=replay_hooks()[EXECUTE_SIGNAL],
         ),
         SEND_EMAIL: JobType(run=partial(_send_email, settings=settings)),
+        ACCOUNT_EMAIL: JobType(run=partial(_account_email, emails=account_emails(settings, db))),
+        PRUNE_ACCOUNT_TOKENS: JobType(run=partial(_prune_account_tokens, db=db)),
         RECONCILE: JobType(run=partial(_reconcile, reconcile=reconcile)),
         CLEANUP_JOBS: JobType(run=partial(_cleanup_jobs, db=db)),
         PRUNE_LOGIN_CHALLENGES: JobType(run=partial(_prune_login_challenges, db=db)),
@@ -216,6 +226,9 @@ def register_periodic_jobs(worker: Worker, settings: Settings) -> None:
         PRUNE_RECONCILIATION_RUNS, PRUNE_INTERVAL_SECONDS, PRUNE_RECONCILIATION_RUNS
     )
     worker.scheduler.register(
+        PRUNE_ACCOUNT_TOKENS, ACCOUNT_TOKENS_PRUNE_SECONDS, PRUNE_ACCOUNT_TOKENS
+    )
+    worker.scheduler.register(
         PRUNE_LOGIN_CHALLENGES, PRUNE_INTERVAL_SECONDS, PRUNE_LOGIN_CHALLENGES
     )
 
@@ -240,6 +253,25 @@ async def _signal_replayed(session: AsyncSession, job: Job) -> None:
 
 async def _send_email(job: Job, *, settings: Settings) -> None:
     await send_email(job.payload, settings=settings)
+
+
+def account_emails(settings: Settings, db: Database) -> AccountEmails:
+    """Return the sender of verification, reset and password-changed emails."""
+    return AccountEmails(
+        db=db,
+        sender=EmailSender.from_settings(settings),
+        base_url=settings.base_url,
+        verification_ttl=timedelta(hours=settings.email_verification_ttl_hours),
+        reset_ttl=timedelta(hours=settings.password_reset_ttl_hours),
+    )
+
+
+async def _account_email(job: Job, *, emails: AccountEmails) -> None:
+    await emails.run(job.payload)
+
+
+async def _prune_account_tokens(job: Job, *, db: Database) -> None:
+    await prune_account_tokens(db)
 
 
 async def _reconcile(job: Job, *, reconcile: Reconcile) -> None:
@@ -336,6 +368,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(docs_router, dependencies=anonymous)
     for router in (
         auth_router,
+        admin_users_router,
         broker_accounts_router,
         strategies_router,
         signals_router,

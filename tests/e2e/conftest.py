@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 from pinelab.accounts.models import User
 from pinelab.db import Database
+from pinelab.notify.email import OUTBOX_DIR
 from tests.factories import Seeded, seed_strategy
+from tests.mailbox import verify_through_outbox
 
 PASSWORD = "correct-horse-battery-staple-42"
 
@@ -21,8 +23,10 @@ _emails = itertools.count(1)
 
 
 @pytest.fixture
-def user_factory(client: httpx.AsyncClient) -> UserFactory:
-    """Return a function that registers and logs in a new user and returns its auth headers."""
+def user_factory(app: FastAPI, client: httpx.AsyncClient) -> UserFactory:
+    """Return a function that registers a new user, verifies its email (the link in the
+    outbox's email), logs it in and returns its auth headers."""
+    outbox = app.state.settings.data_dir / OUTBOX_DIR
 
     async def create_user() -> dict[str, str]:
         email = f"trader{next(_emails)}@example.com"
@@ -30,6 +34,7 @@ def user_factory(client: httpx.AsyncClient) -> UserFactory:
             "/api/v1/auth/register", json={"email": email, "password": PASSWORD}
         )
         assert registered.status_code == 201, registered.text
+        await verify_through_outbox(client, outbox, email)
         login = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
         assert login.status_code == 200, login.text
         return {"Authorization": f"Bearer {login.json()['access_token']}"}

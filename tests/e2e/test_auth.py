@@ -209,3 +209,24 @@ async def test_refresh_token_is_not_accepted_as_an_access_token(
     tokens = await tokens_for(client)
     assert_error(await me(client, tokens["refresh_token"]), 401)
     assert_error(await refresh(client, tokens["access_token"]), 401)
+
+
+async def test_an_admin_marks_a_user_verified_and_others_may_not(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    registered = await register(client, "unverified@example.com")
+    user_id = registered.json()["id"]
+    assert registered.json()["email_verified"] is False
+    token = (await login(client, "unverified@example.com")).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    refused = await client.post(f"/api/v1/admin/users/{user_id}/verify-email", headers=headers)
+    assert_error(refused, 403, "AuthorizationError")
+
+    marked = await client.post(f"/api/v1/admin/users/{user_id}/verify-email", headers=admin_headers)
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["email_verified"] is True
+    assert (await me(client, token)).json()["email_verified"] is True
+    missing = await client.post("/api/v1/admin/users/999999/verify-email", headers=admin_headers)
+    assert_error(missing, 404, "ResourceNotFoundError")
+    too_big = await client.post(f"/api/v1/admin/users/{2**63}/verify-email", headers=admin_headers)
+    assert too_big.status_code == 422

@@ -45,12 +45,15 @@ async def _dead_email(app: FastAPI, to: str) -> int:
     return job.id
 
 
-async def _outbox_files(data_dir: Path) -> list[Path]:
+async def _outbox_files(data_dir: Path, to: str) -> list[Path]:
+    """Wait for an email to `to` in the outbox (the admin's verification email is there too)."""
+
     def written() -> list[Path]:
         outbox = data_dir / "outbox"
-        return list(outbox.glob("*.eml")) if outbox.exists() else []
+        files = outbox.glob("*.eml") if outbox.exists() else []
+        return [path for path in files if f"\nTo: {to}\n" in path.read_text()]
 
-    return await eventually(written, what="an email in the outbox")
+    return await eventually(written, what=f"an email to {to} in the outbox")
 
 
 async def test_admin_lists_inspects_and_replays_a_dead_letter_which_then_runs(
@@ -80,7 +83,7 @@ async def test_admin_lists_inspects_and_replays_a_dead_letter_which_then_runs(
     assert body["dead_letter"]["resolved_by"] is not None
     assert body["dead_letter"]["resolved_at"] is not None
 
-    files = await _outbox_files(app.state.settings.data_dir)
+    files = await _outbox_files(app.state.settings.data_dir, "someone@example.com")
     assert len(files) == 1
     assert "secret-1" in files[0].read_text()
     again = await client.post(f"{BASE}/{item['id']}/replay", headers=admin_headers)

@@ -27,6 +27,7 @@ from pinelab.config import Settings
 from pinelab.main import create_app
 from tests.conftest import BACKENDS, empty_tables_statement, pg_admin
 from tests.e2e.conftest import PASSWORD
+from tests.mailbox import verify_through_outbox_blocking
 from tests.waiting import eventually_blocking
 
 EXAMPLES_PER_OPERATION = 20
@@ -43,12 +44,18 @@ def _database_url(request: pytest.FixtureRequest, data_dir: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="module")
+def fuzz_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The live server's data dir (its outbox holds the verification email)."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def live_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def live_server(request: pytest.FixtureRequest, fuzz_data_dir: Path) -> Iterator[str]:
     """Serve the app with uvicorn in a thread on a free port; yield its base URL."""
-    data_dir = tmp_path_factory.mktemp("fuzz")
+    data_dir = fuzz_data_dir
+    # The data dir outlives one backend: the next one's verification email must be the only one.
+    shutil.rmtree(data_dir / "outbox", ignore_errors=True)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         env="test",
@@ -77,11 +84,12 @@ def live_server(
 
 
 @pytest.fixture(scope="module")
-def bearer(live_server: str) -> str:
+def bearer(live_server: str, fuzz_data_dir: Path) -> str:
     """Register and log in a user with a paper account and a strategy; return its token."""
     with httpx.Client(base_url=live_server, timeout=10) as http:
         credentials = {"email": "fuzzer@example.com", "password": PASSWORD}
         assert http.post("/api/v1/auth/register", json=credentials).status_code == 201
+        verify_through_outbox_blocking(http, fuzz_data_dir / "outbox", "fuzzer@example.com")
         token = str(http.post("/api/v1/auth/login", json=credentials).json()["access_token"])
         headers = {"Authorization": f"Bearer {token}"}
         account = http.post(

@@ -82,7 +82,7 @@ def test_create_user_with_admin_flag_makes_an_admin(data_dir: Path) -> None:
     ("email", "password", "message"),
     [
         ("trader@example.com", PASSWORD, "already exists"),
-        ("second@example.com", "short", "at least 12"),
+        ("second@example.com", "short", "at least 15"),
         ("not-an-email", PASSWORD, "Invalid email"),
     ],
 )

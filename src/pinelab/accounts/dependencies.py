@@ -1,4 +1,4 @@
-"""Who is asking (the bearer token's live session and user, the admin check) and their limits."""
+"""Who is asking (the bearer token's live session and user, verified or admin) and their limits."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pinelab.accounts import sessions, two_factor
-from pinelab.accounts.exceptions import TwoFactorRequired
+from pinelab.accounts.exceptions import EmailNotVerified, TwoFactorRequired
 from pinelab.accounts.models import User
+from pinelab.accounts.recovery import RecoveryLimits
 from pinelab.accounts.security import ACCESS_AUDIENCE, decode_jwt
 from pinelab.api.deps import DatabaseDep, SecretKeyDep, SettingsDep
 from pinelab.api.pagination import MAX_ROW_ID
@@ -98,3 +99,19 @@ CurrentAdmin = Annotated[User, Depends(current_admin)]
 LoginLimiterDep = Annotated[Limit, Depends(get_login_limiter)]
 VaultDep = Annotated[Vault, Depends(get_vault)]
 CurrentSessionIdDep = Annotated[int, Depends(get_current_session_id)]
+
+
+async def current_verified_user(user: Annotated[User, Depends(current_user)]) -> User:
+    """Return the current user when their email is verified, else answer 403 EmailNotVerified."""
+    if user.email_verified_at is None:
+        raise EmailNotVerified
+    return user
+
+
+async def get_recovery_limits(limits: RateLimitsDep) -> RecoveryLimits:
+    """Return the limits of the verification, reset and password-change endpoints."""
+    return RecoveryLimits(per_address=limits.recovery_address, per_email=limits.account_email)
+
+
+VerifiedUser = Annotated[User, Depends(current_verified_user)]
+RecoveryLimitsDep = Annotated[RecoveryLimits, Depends(get_recovery_limits)]

@@ -53,6 +53,36 @@ class InvalidRefreshToken(AuthenticationError):
         super().__init__("Invalid or expired refresh token")
 
 
+class EmailNotVerified(AuthorizationError):
+    """The account's email address is not verified yet, and this action needs it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Verify your email address first: follow the link we sent, or ask for a new one "
+            "with POST /api/v1/auth/resend-verification"
+        )
+
+
+class InvalidAccountToken(ValidationFailed):
+    """A verification or reset token that is unknown, expired or already used."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Invalid, expired or already used token",
+            details=[ErrorDetail("token", "invalid, expired or already used", "invalid_token")],
+        )
+
+
+class WrongCurrentPassword(ValidationFailed):
+    """A password change whose current password is not the account's."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The current password is not correct",
+            details=[ErrorDetail("current_password", "is not correct", "wrong_password")],
+        )
+
+
 class InvalidTwoFactorCode(ValidationFailed):
     """A TOTP or backup code that is wrong, already used or outside the allowed clock drift."""
 

@@ -44,3 +44,24 @@ class AuthSession(Base):
     # When the login began (kept across refresh rotations) and when the session was last used.
     signed_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccountToken(Base):
+    """A one-time token mailed to a user (email verification, password reset), stored hashed.
+
+    `used_at` is set when it is redeemed or superseded; a periodic job deletes expired and used
+    tokens. `requested_ip` is the address that asked for it (for a reset, shown in the email).
+    """
+
+    __tablename__ = "account_token"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requested_ip: Mapped[str | None] = mapped_column(String(64))

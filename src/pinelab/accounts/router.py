@@ -1,26 +1,37 @@
-"""HTTP routes of the accounts package: register, login, refresh, logout and me."""
+"""HTTP routes of the accounts package: sign-up and email verification, login (with its second
+factor), refresh, logout, me, password reset and change, 2FA, sessions, and the admin's
+mark-verified."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from pinelab.accounts import service, sessions, two_factor
+from pinelab.accounts import recovery, service, sessions, two_factor
 from pinelab.accounts.dependencies import (
+    CurrentAdmin,
     CurrentSessionIdDep,
     CurrentUser,
     LoginLimiterDep,
+    RecoveryLimitsDep,
     VaultDep,
 )
 from pinelab.accounts.exceptions import InvalidRefreshToken, InvalidTwoFactorCode
 from pinelab.accounts.schemas import (
+    AcceptedResponse,
     BackupCodesResponse,
+    ChangePasswordRequest,
+    EmailRequest,
     LoginRequest,
     LogoutRequest,
     RefreshRequest,
     RegisterRequest,
+    ResetPasswordRequest,
+    ResetTokenStatus,
     SessionRead,
+    TokenRequest,
     TokenResponse,
     TwoFactorChallengeResponse,
     TwoFactorCodeRequest,
@@ -30,14 +41,26 @@ from pinelab.accounts.schemas import (
 )
 from pinelab.api.deps import DatabaseDep, SecretKeyDep, SettingsDep
 from pinelab.api.request import client_ip
+from pinelab.jobs.dependencies import WorkerDep
 from pinelab.ops.dependencies import RateLimitsDep, limit_by_address, limit_sign_in_by_address
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+admin_router = APIRouter(prefix="/admin/users", tags=["admin"])
 # Every unauthenticated route counts against the caller's address; sign-in routes twice.
 ANONYMOUS = [Depends(limit_by_address)]
 SIGN_IN = [Depends(limit_by_address), Depends(limit_sign_in_by_address)]
 NO_STORE = {"Cache-Control": "no-store"}
 SessionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+_TOO_MANY: dict[int | str, dict[str, Any]] = {429: {"description": "Too many requests"}}
+_BAD_TOKEN: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Invalid, expired or used token"},
+    **_TOO_MANY,
+}
+EMAIL_ON_ITS_WAY = (
+    "If {what} exists for this address, an email is on its way; it can take a few minutes."
+)
 
 
 async def token_policy(settings: SettingsDep, secret_key: SecretKeyDep) -> service.TokenPolicy:
@@ -67,10 +90,19 @@ OriginDep = Annotated[service.SessionOrigin, Depends(session_origin)]
     responses={409: {"description": "Email taken"}},
     dependencies=SIGN_IN,
 )
-async def register(body: RegisterRequest, db: DatabaseDep) -> UserRead:
-    """Create an account; the email must be free and the password pass the policy."""
+async def register(
+    body: RegisterRequest, db: DatabaseDep, settings: SettingsDep, worker: WorkerDep
+) -> UserRead:
+    """Create an account (the email free, the password past the policy); mail a verification."""
     async with db.transaction() as session:
         user = await service.create_user(session, email=body.email, password=body.password)
+        await recovery.queue_account_email(
+            session,
+            recovery.VERIFY_EMAIL,
+            user_id=user.id,
+            max_attempts=settings.max_retry_attempts,
+        )
+    worker.wake()
     return UserRead.from_user(user)
 
 
@@ -86,8 +118,12 @@ async def login(
     policy: PolicyDep,
     origin: OriginDep,
     limiter: LoginLimiterDep,
+    worker: WorkerDep,
 ) -> TokenResponse | TwoFactorChallengeResponse:
-    """Exchange email and password for tokens, or for a 2FA challenge when 2FA is on."""
+    """Exchange email and password for tokens, or for a 2FA challenge when 2FA is on.
+
+    A sign-in from a new device is emailed (here, or after the second factor with 2FA on).
+    """
     # Checked outside the write transaction: argon2 is slow and SQLite has a single writer.
     async with db.session() as session:
         verified = await service.check_credentials(
@@ -98,8 +134,30 @@ async def login(
         if await two_factor.is_enabled(session, verified.user_id):
             challenge = await two_factor.open_challenge(session, login=verified, ttl_seconds=ttl)
             return TwoFactorChallengeResponse(challenge=challenge, expires_in=ttl)
+        noticed = await _notice_new_device(
+            session, verified, origin=origin, max_attempts=settings.max_retry_attempts
+        )
         issued = await service.start_session(session, login=verified, policy=policy, origin=origin)
+    if noticed:
+        worker.wake()
     return TokenResponse.from_issued(issued)
+
+
+async def _notice_new_device(
+    session: AsyncSession,
+    verified: service.VerifiedLogin,
+    *,
+    origin: service.SessionOrigin,
+    max_attempts: int,
+) -> bool:
+    """Queue the "new sign-in" email when this device is new to the user (before the session)."""
+    return await recovery.notice_new_device(
+        session,
+        user_id=verified.user_id,
+        ip=origin.ip_address,
+        user_agent=origin.user_agent,
+        max_attempts=max_attempts,
+    )
 
 
 @router.post(
@@ -131,6 +189,133 @@ async def me(user: CurrentUser) -> UserRead:
     return UserRead.from_user(user)
 
 
+@router.post("/verify-email", responses=_BAD_TOKEN, dependencies=ANONYMOUS)
+async def verify_email(
+    body: TokenRequest, db: DatabaseDep, origin: OriginDep, limits: RecoveryLimitsDep
+) -> UserRead:
+    """Confirm an email address with the token mailed to it (once, within 48 hours)."""
+    await limits.check("verify-email", ip=origin.ip_address)
+    async with db.transaction() as session:
+        user = await recovery.verify_email(session, token=body.token)
+    return UserRead.from_user(user)
+
+
+@router.post("/resend-verification", status_code=202, responses=_TOO_MANY, dependencies=ANONYMOUS)
+async def resend_verification(
+    body: EmailRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> AcceptedResponse:
+    """Mail a new verification link; the same answer whether or not the address has an account."""
+    await limits.check("resend-verification", ip=origin.ip_address, email=body.email)
+    async with db.transaction() as session:
+        await recovery.queue_account_email(
+            session,
+            recovery.VERIFY_EMAIL,
+            email=body.email,
+            ip=origin.ip_address,
+            max_attempts=settings.max_retry_attempts,
+        )
+    worker.wake()
+    return AcceptedResponse(message=EMAIL_ON_ITS_WAY.format(what="an unverified account"))
+
+
+@router.post("/request-reset", status_code=202, responses=_TOO_MANY, dependencies=ANONYMOUS)
+async def request_reset(
+    body: EmailRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> AcceptedResponse:
+    """Mail a password-reset link; the same answer and work whether or not the address exists."""
+    await limits.check("request-reset", ip=origin.ip_address, email=body.email)
+    async with db.transaction() as session:
+        await recovery.queue_account_email(
+            session,
+            recovery.RESET_PASSWORD,
+            email=body.email,
+            ip=origin.ip_address,
+            max_attempts=settings.max_retry_attempts,
+        )
+    worker.wake()
+    return AcceptedResponse(message=EMAIL_ON_ITS_WAY.format(what="an account"))
+
+
+@router.post("/validate-reset-token", responses=_BAD_TOKEN, dependencies=ANONYMOUS)
+async def validate_reset_token(
+    body: TokenRequest, db: DatabaseDep, origin: OriginDep, limits: RecoveryLimitsDep
+) -> ResetTokenStatus:
+    """Tell whether a reset token can still be used (it is not spent by asking)."""
+    await limits.check("validate-reset-token", ip=origin.ip_address)
+    async with db.session() as session:
+        expires_at = await recovery.check_reset_token(session, token=body.token)
+    return ResetTokenStatus(expires_at=expires_at)
+
+
+@router.post("/reset-password", responses=_BAD_TOKEN, dependencies=ANONYMOUS)
+async def reset_password(
+    body: ResetPasswordRequest,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> AcceptedResponse:
+    """Set a new password with a reset token; every session ends and a confirmation is mailed."""
+    await limits.check("reset-password", ip=origin.ip_address)
+    await recovery.reset_password(
+        db,
+        token=body.token,
+        new_password=body.new_password,
+        ip=origin.ip_address,
+        max_attempts=settings.max_retry_attempts,
+    )
+    worker.wake()
+    return AcceptedResponse(message="Password changed; sign in with the new one.")
+
+
+@router.post("/change-password", responses={401: {"description": "Not signed in"}, **_TOO_MANY})
+async def change_password(
+    body: ChangePasswordRequest,
+    user: CurrentUser,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    policy: PolicyDep,
+    origin: OriginDep,
+    limits: RecoveryLimitsDep,
+    worker: WorkerDep,
+) -> TokenResponse:
+    """Change the password; every other session ends, and this client gets fresh tokens."""
+    await limits.check("change-password", ip=origin.ip_address, email=user.email)
+    changed = await recovery.change_password(
+        db,
+        user_id=user.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        ip=origin.ip_address,
+        max_attempts=settings.max_retry_attempts,
+    )
+    async with db.transaction() as session:
+        issued = await service.open_session(
+            session, user_id=changed.id, policy=policy, origin=origin
+        )
+    worker.wake()
+    return TokenResponse.from_issued(issued)
+
+
+@admin_router.post("/{user_id}/verify-email", responses={404: {"description": "No such user"}})
+async def mark_email_verified(user_id: UserId, admin: CurrentAdmin, db: DatabaseDep) -> UserRead:
+    """Mark a user's email address verified (the administrator vouches for it)."""
+    async with db.transaction() as session:
+        user = await recovery.mark_email_verified(session, user_id=user_id)
+    return UserRead.from_user(user)
+
+
 # ----------------------------------------------------------------------------- 2FA
 
 
@@ -152,19 +337,30 @@ async def login_second_factor(
     policy: PolicyDep,
     origin: OriginDep,
     check: CodeCheckDep,
+    settings: SettingsDep,
+    worker: WorkerDep,
 ) -> TokenResponse:
-    """Finish a login with its challenge and a TOTP or backup code; answer the tokens."""
+    """Finish a login with its challenge and a TOTP or backup code; answer the tokens.
+
+    A sign-in from a new device is emailed, as after a login without 2FA.
+    """
+    issued: service.IssuedTokens | None = None
+    noticed = False
     async with db.transaction() as session:
         verified = await two_factor.answer_challenge(
             session, challenge=body.challenge, code=body.code, check=check
         )
-        issued = (
-            None
-            if verified is None
-            else await service.start_session(session, login=verified, policy=policy, origin=origin)
-        )
+        if verified is not None:
+            noticed = await _notice_new_device(
+                session, verified, origin=origin, max_attempts=settings.max_retry_attempts
+            )
+            issued = await service.start_session(
+                session, login=verified, policy=policy, origin=origin
+            )
     if issued is None:  # a wrong code: its spent attempt was committed above
         raise InvalidTwoFactorCode
+    if noticed:
+        worker.wake()
     return TokenResponse.from_issued(issued)
 
 

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, EmailStr, Field
 
 from pinelab.accounts.models import AuthSession, User
-from pinelab.accounts.service import MAX_PASSWORD_LENGTH, IssuedTokens
+from pinelab.accounts.passwords import MAX_PASSWORD_LENGTH
+from pinelab.accounts.service import IssuedTokens
 from pinelab.api.schemas import StrictBody
 
 # Refresh tokens we issue are 43 characters; the cap only bounds what is read.
@@ -17,7 +18,7 @@ PasswordField = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGT
 
 
 class RegisterRequest(StrictBody):
-    """A new account: email and password (12 to 128 characters, not a common one)."""
+    """A new account: email and password (15 to 128 characters, not a guessable one)."""
 
     email: EmailStr
     password: PasswordField
@@ -81,6 +82,50 @@ class UserRead(BaseModel):
                 "created_at": user.created_at,
             }
         )
+
+
+# Tokens we mail are 43 characters; the cap only bounds what is read.
+AccountTokenField = Annotated[str, Field(min_length=1, max_length=256)]
+EmailField = Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class EmailRequest(StrictBody):
+    """An email address to send a message to, if it has an account."""
+
+    email: EmailField
+
+
+class TokenRequest(StrictBody):
+    """A token from an email."""
+
+    token: AccountTokenField
+
+
+class ResetPasswordRequest(StrictBody):
+    """A reset token from an email and the new password (15 to 128 characters)."""
+
+    token: AccountTokenField
+    new_password: PasswordField
+
+
+class ChangePasswordRequest(StrictBody):
+    """The current password and the new one (15 to 128 characters)."""
+
+    current_password: PasswordField
+    new_password: PasswordField
+
+
+class AcceptedResponse(BaseModel):
+    """The same answer whether or not the address has an account."""
+
+    message: str
+
+
+class ResetTokenStatus(BaseModel):
+    """A reset token that can still be used, and until when."""
+
+    valid: Literal[True] = True
+    expires_at: datetime
 
 
 # ----------------------------------------------------------------------------- 2FA and sessions

@@ -31,9 +31,9 @@ from pinelab.accounts.exceptions import (
     EmailAlreadyRegistered,
     InvalidCredentials,
     InvalidEmail,
-    WeakPassword,
 )
 from pinelab.accounts.models import AuthSession, User
+from pinelab.accounts.passwords import check_password_policy
 from pinelab.clock import now
 from pinelab.errors import ErrorDetail, RateLimitExceeded, ValidationFailed
 from pinelab.ops.ratelimit import Limit
@@ -41,52 +41,6 @@ from pinelab.ops.ratelimit import Limit
 log = structlog.get_logger(__name__)
 
 ROLES = frozenset({"user", "admin"})
-MIN_PASSWORD_LENGTH = 12
-MAX_PASSWORD_LENGTH = 128
-
-# Passwords that meet the length rule yet top breach corpora, plus words of this service.
-COMMON_PASSWORDS = frozenset(
-    {
-        "password1234",
-        "password12345",
-        "password123456",
-        "password123!",
-        "passwordpassword",
-        "p@ssw0rd1234",
-        "qwerty123456",
-        "qwertyuiop123",
-        "1qaz2wsx3edc",
-        "1q2w3e4r5t6y",
-        "q1w2e3r4t5y6",
-        "zaq12wsxcde3",
-        "iloveyou1234",
-        "letmein12345",
-        "welcome12345",
-        "welcome@1234",
-        "changeme1234",
-        "administrator",
-        "admin1234567",
-        "football1234",
-        "baseball1234",
-        "monkey123456",
-        "sunshine1234",
-        "princess1234",
-        "dragon123456",
-        "trustno1trustno1",
-        "correcthorsebatterystaple",
-        "tradingview123",
-        "tradingview1234",
-        "pinelab12345",
-        "pinelab123456",
-        "pinelabpinelab",
-    }
-)
-# A password that is a run of one of these (forwards or backwards) is trivially guessed.
-_SEQUENCES = (
-    "0123456789" * 4,
-    "abcdefghijklmnopqrstuvwxyz",
-    "qwertyuiopasdfghjklzxcvbnm",
-)
 
 
 @dataclass(frozen=True)
@@ -134,34 +88,6 @@ def normalise_email(email: str) -> str:
     return result.normalized.lower()
 
 
-def check_password_policy(password: str, *, email: str | None = None) -> None:
-    """Refuse a password that breaks the NIST SP 800-63B rules applied here."""
-    reason = _policy_violation(password, email)
-    if reason is not None:
-        raise WeakPassword(reason)
-
-
-def _policy_violation(password: str, email: str | None) -> str | None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        return f"must be at least {MIN_PASSWORD_LENGTH} characters"
-    if len(password) > MAX_PASSWORD_LENGTH:
-        return f"must be at most {MAX_PASSWORD_LENGTH} characters"
-    if not password.strip():
-        return "must not be only whitespace"
-    folded = password.casefold()
-    if folded in COMMON_PASSWORDS or _is_trivial(folded):
-        return "is too common or too easy to guess"
-    if email and folded in {email.casefold(), email.casefold().partition("@")[0]}:
-        return "must not be your email address"
-    return None
-
-
-def _is_trivial(folded: str) -> bool:
-    if len(set(folded)) == 1:
-        return True
-    return any(folded in run or folded in run[::-1] for run in _SEQUENCES)
-
-
 def _prepared(password: str) -> str:
     # NFKC so that the same password typed on another keyboard or OS still matches.
     return unicodedata.normalize("NFKC", password)
@@ -177,7 +103,8 @@ async def create_user(
 ) -> User:
     """Create a user with an argon2id hash; refuse a taken email or a weak password."""
     address = normalise_email(email)
-    check_password_policy(password, email=address)
+    # zxcvbn is pure Python and takes up to ~0.1 s on a long password: off the event loop.
+    await asyncio.to_thread(check_password_policy, password, email=address)
     if role not in ROLES:
         raise ValidationFailed("Unknown role", details=[ErrorDetail("role", "not a role")])
     if await _user_by_email(session, address) is not None:
@@ -197,6 +124,25 @@ async def create_user(
         raise EmailAlreadyRegistered from exc
     log.info("user_created", user_id=user.id, role=role)
     return user
+
+
+async def hash_new_password(password: str, *, email: str) -> str:
+    """Check a new password against the policy (for this email) and return its argon2id hash."""
+    await asyncio.to_thread(check_password_policy, password, email=email)
+    return await asyncio.to_thread(security.hash_password, _prepared(password))
+
+
+async def password_matches(user: User, password: str) -> bool:
+    """Tell whether a password is the user's current one (argon2 runs off the event loop)."""
+    ok, _ = await asyncio.to_thread(
+        security.verify_password, _prepared(password), user.password_hash
+    )
+    return ok
+
+
+async def revoke_sessions(session: AsyncSession, *, user_id: int) -> None:
+    """Revoke every live session of a user (after a password change or reset)."""
+    await _revoke_all(session, user_id=user_id, moment=now())
 
 
 async def check_credentials(
@@ -235,6 +181,20 @@ async def start_session(
         raise InvalidCredentials
     if login.new_hash is not None:
         user.password_hash = login.new_hash
+    return await _open_session(session, user=user, policy=policy, origin=origin)
+
+
+async def open_session(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    policy: TokenPolicy,
+    origin: SessionOrigin | None = None,
+) -> IssuedTokens:
+    """Open a session for a user who just proved who they are (after a password change)."""
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise InvalidCredentials
     return await _open_session(session, user=user, policy=policy, origin=origin)
 
 

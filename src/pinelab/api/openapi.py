@@ -93,7 +93,7 @@ class ErrorBody(BaseModel):
 
 def rate_limits(settings: Settings) -> dict[str, str]:
     """Return the rate limit of each limited operation, as shown in the document."""
-    return {
+    limits = {
         "post /webhooks/{token}": (
             f"{settings.webhook_rate_per_minute}/minute per strategy; "
             f"{settings.webhook_bad_token_rate_per_minute}/minute per address for unknown tokens"
@@ -110,6 +110,16 @@ def rate_limits(settings: Settings) -> dict[str, str]:
             f"{settings.rate_limit_auth_ip_per_minute}/minute per address"
         ),
     }
+    recovery = f"{settings.rate_limit_recovery_ip_per_minute}/minute per address"
+    emails = (
+        f"{recovery}; per email address, 3 at once then "
+        f"{settings.rate_limit_account_email_per_minute}/minute"
+    )
+    for path in ("verify-email", "validate-reset-token", "reset-password"):
+        limits[f"post /api/v1/auth/{path}"] = recovery
+    for path in ("resend-verification", "request-reset", "change-password"):
+        limits[f"post /api/v1/auth/{path}"] = emails
+    return limits
 
 
 class DocumentedRoute(Route):

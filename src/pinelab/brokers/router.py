@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from pinelab.accounts.dependencies import CurrentUser
+from pinelab.accounts.dependencies import CurrentUser, VerifiedUser
 from pinelab.api.deps import DatabaseDep, PageDep
 from pinelab.api.pagination import Page, next_cursor
 from pinelab.brokers import service
@@ -34,9 +34,9 @@ _UNREADABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={403: {"description": "EmailNotVerified"}})
 async def create_broker_account(
-    body: BrokerAccountCreate, user: CurrentUser, db: DatabaseDep, brokers: BrokersDep
+    body: BrokerAccountCreate, user: VerifiedUser, db: DatabaseDep, brokers: BrokersDep
 ) -> BrokerAccountRead:
     """Create a broker account (credentials stored encrypted, never shown); no broker is called."""
     async with db.transaction() as session:

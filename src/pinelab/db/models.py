@@ -1,6 +1,6 @@
 """Import every table so the metadata (and Alembic) sees the whole schema."""
 
-from pinelab.accounts.models import AuthSession, User
+from pinelab.accounts.models import AccountToken, AuthSession, User
 from pinelab.accounts.two_factor_models import BackupCode, LoginChallenge, TwoFactor
 from pinelab.brokers.models import (
     BrokerAccount,
@@ -17,6 +17,7 @@ from pinelab.strategies.models import Strategy, StrategyBrokerAccount
 from pinelab.trading.models import Fill, Order, OrderEvent, Position
 
 __all__ = [
+    "AccountToken",
     "AuthSession",
     "BackupCode",
     "Base",

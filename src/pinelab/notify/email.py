@@ -1,9 +1,11 @@
 """Email: rendered from templates, sent by a `send_email` job over SMTP or into the outbox.
 
-With PINELAB_SMTP_HOST set, mail goes out over SMTP (aiosmtplib, STARTTLS by default). Without
-it, each message is written as an RFC 5322 `.eml` file into DATA_DIR/outbox, so a laptop
-install shows what would have been sent. Emails are enqueued in the transaction of the event
-that causes them, and retried (then dead-lettered) like any other job.
+With PINELAB_SMTP_HOST set, mail goes out over SMTP (aiosmtplib): STARTTLS by default, implicit
+TLS on port 465 or when PINELAB_SMTP_TLS=implicit, the server's certificate always verified
+(against PINELAB_SMTP_CA_FILE when set). Without it, each message is written as an RFC 5322
+`.eml` file into DATA_DIR/outbox, so a laptop install shows what would have been sent. Emails
+are enqueued in the transaction of the event that causes them, and retried (then
+dead-lettered) like any other job.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiosmtplib
 import structlog
@@ -135,12 +137,13 @@ class SmtpTransport:
         port: int,
         username: str = "",
         password: str = "",
-        starttls: bool = True,
+        tls: Literal["starttls", "implicit", "none"] = "starttls",
+        ca_file: str | None = None,
         timeout: float = 30,
     ) -> None:
         self.host, self.port = host, port
         self.username, self.password = username, password
-        self.starttls, self.timeout = starttls, timeout
+        self.tls, self.ca_file, self.timeout = tls, ca_file, timeout
 
     async def deliver(self, message: EmailMessage) -> None:
         """Send the message, translating permanent SMTP refusals into PermanentJobError."""
@@ -151,7 +154,9 @@ class SmtpTransport:
                 port=self.port,
                 username=self.username or None,
                 password=self.password or None,
-                start_tls=self.starttls,
+                use_tls=self.tls == "implicit",
+                start_tls=self.tls == "starttls",
+                cert_bundle=self.ca_file,
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -181,7 +186,9 @@ class EmailSender:
                 port=settings.smtp_port,
                 username=settings.smtp_username,
                 password=settings.smtp_password,
-                starttls=settings.smtp_starttls,
+                tls=settings.smtp_tls_mode,
+                ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+                timeout=settings.smtp_timeout_seconds,
             )
         else:
             transport = OutboxTransport(settings.data_dir / OUTBOX_DIR)

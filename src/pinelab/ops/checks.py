@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import ValidationError
+from pydantic import AliasChoices, ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -51,8 +51,16 @@ class Problem:
 
 
 def variable(field: str) -> str:
-    """Return the environment variable of a settings field."""
-    return f"{PREFIX}{field.upper()}"
+    """Return the environment variable of a settings field (its first name when it has aliases)."""
+    return variables(field)[0]
+
+
+def variables(field: str) -> list[str]:
+    """Return every environment variable that sets a field: its name, then the older ones."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [f"{PREFIX}{field.upper()}"]
 
 
 def load_settings(env_file: Path | None) -> tuple[Settings, list[Problem]]:
@@ -265,7 +273,7 @@ def unknown_variables(env_file: Path | None) -> list[Problem]:
     """Warn about PINELAB_* names in the .env file that are no setting (likely typos)."""
     if env_file is None or not env_file.is_file():
         return []
-    known = [variable(name) for name in Settings.model_fields]
+    known = [name for field in Settings.model_fields for name in variables(field)]
     problems = []
     for name in dotenv_values(env_file):
         upper = name.upper()

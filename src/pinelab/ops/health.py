@@ -236,7 +236,9 @@ async def probe_smtp(settings: Settings, *, connect_seconds: float) -> None:
         hostname=settings.smtp_host,
         port=settings.smtp_port,
         timeout=connect_seconds,
-        start_tls=settings.smtp_starttls,
+        use_tls=settings.smtp_tls_mode == "implicit",
+        start_tls=settings.smtp_tls_mode == "starttls",
+        cert_bundle=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
     )
     await smtp.connect()
     try:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 NAMESPACE = "pinelab"
+ACCOUNT_EMAIL_BURST = 3
 
 
 class RateLimitStore:
@@ -106,6 +107,8 @@ class RateLimits:
     two_factor: Limit  # 2FA codes tried, per account
     webhook_token: Limit  # alerts per webhook token (its strategy)
     webhook_bad_token: Limit  # unknown webhook tokens, per client address
+    recovery_address: Limit  # verification, reset and password-change requests, per address
+    account_email: Limit  # verification and reset emails asked for, per email address
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -121,5 +124,12 @@ class RateLimits:
             webhook_token=store.limit("webhook", settings.webhook_rate_per_minute),
             webhook_bad_token=store.limit(
                 "webhook-bad-token", settings.webhook_bad_token_rate_per_minute
+            ),
+            recovery_address=store.limit("recovery", settings.rate_limit_recovery_ip_per_minute),
+            # Three at once, then the per-minute rate on average: a window of three minutes.
+            account_email=store.limit(
+                "account-email",
+                ACCOUNT_EMAIL_BURST * settings.rate_limit_account_email_per_minute,
+                per_seconds=ACCOUNT_EMAIL_BURST * 60,
             ),
         )

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from pinelab.accounts.dependencies import CurrentUser
+from pinelab.accounts.dependencies import CurrentUser, VerifiedUser
 from pinelab.api.deps import DatabaseDep, PageDep, SecretKeyDep, SettingsDep
 from pinelab.api.pagination import Page, next_cursor
 from pinelab.strategies import service
@@ -18,10 +18,10 @@ router = APIRouter(prefix="/strategies", tags=["strategies"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such strategy of yours"}}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={403: {"description": "EmailNotVerified"}})
 async def create_strategy(
     body: StrategyCreate,
-    user: CurrentUser,
+    user: VerifiedUser,
     db: DatabaseDep,
     secret_key: SecretKeyDep,
     settings: SettingsDep,

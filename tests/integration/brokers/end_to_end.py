@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.mailbox import verify_through_outbox
 from tests.waiting import eventually
 
 API = "/api/v1"
@@ -58,20 +60,23 @@ class Trader:
         return {position["ticker"]: position for position in items}
 
 
-async def sign_up(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    """Register and log in a user; return its auth headers."""
+async def sign_up(client: httpx.AsyncClient, email: str, outbox: Path) -> dict[str, str]:
+    """Register, verify the email (the outbox's link) and log in a user; return its headers."""
     registered = await client.post(
         f"{API}/auth/register", json={"email": email, "password": PASSWORD}
     )
     assert registered.status_code == 201, registered.text
+    await verify_through_outbox(client, outbox, email)
     login = await client.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD})
     assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
-async def trader_with(client: httpx.AsyncClient, account: dict[str, Any]) -> Trader:
+async def trader_with(
+    client: httpx.AsyncClient, account: dict[str, Any], *, outbox: Path
+) -> Trader:
     """Sign up, create the broker account (body as the API takes it) and a strategy bound to it."""
-    headers = await sign_up(client, "e2e-trader@example.com")
+    headers = await sign_up(client, "e2e-trader@example.com", outbox)
     created = await client.post(f"{API}/broker-accounts", json=account, headers=headers)
     assert created.status_code == 201, created.text
     account_id = created.json()["id"]

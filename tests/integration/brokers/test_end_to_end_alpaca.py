@@ -32,10 +32,10 @@ def settings(settings: Settings, emulator: AlpacaEmulator) -> Settings:
 
 
 @pytest.fixture
-async def trader(client: httpx.AsyncClient, emulator: AlpacaEmulator) -> Trader:
+async def trader(client: httpx.AsyncClient, settings: Settings, emulator: AlpacaEmulator) -> Trader:
     credentials = {"api_key": emulator.api_key, "api_secret": emulator.api_secret}
     account = {"kind": "alpaca", "label": "Alpaca paper", "credentials": credentials}
-    return await trader_with(client, account)
+    return await trader_with(client, account, outbox=settings.data_dir / "outbox")
 
 
 async def test_buy_then_sell_fill_at_alpaca_and_move_the_position(

@@ -34,7 +34,9 @@ def settings(settings: Settings, emulator: CryptocomEmulator) -> Settings:
 
 
 @pytest.fixture
-async def trader(client: httpx.AsyncClient, emulator: CryptocomEmulator) -> Trader:
+async def trader(
+    client: httpx.AsyncClient, settings: Settings, emulator: CryptocomEmulator
+) -> Trader:
     account = {
         "kind": "ccxt",
         "exchange": "cryptocom",
@@ -42,7 +44,7 @@ async def trader(client: httpx.AsyncClient, emulator: CryptocomEmulator) -> Trad
         "paper": True,
         "credentials": {"api_key": emulator.api_key, "api_secret": emulator.api_secret},
     }
-    return await trader_with(client, account)
+    return await trader_with(client, account, outbox=settings.data_dir / "outbox")
 
 
 async def test_buy_then_sell_fill_at_the_exchange_and_move_the_position(

@@ -27,6 +27,7 @@ from pinelab.notify.email import Email, enqueue_email
 from pinelab.signals.models import Signal
 from pinelab.trading.models import Order
 from tests.fakes.faults import free_port
+from tests.mailbox import verify_through_outbox
 from tests.waiting import eventually
 
 PASSWORD = "shutdown-harbour-lantern-42"
@@ -68,9 +69,10 @@ async def _wait_live(base_url: str, process: subprocess.Popen[bytes]) -> None:
         await eventually(live, timeout=20, what="the server to start")
 
 
-async def _seed(http: httpx.AsyncClient) -> str:
+async def _seed(http: httpx.AsyncClient, outbox: Path) -> str:
     credentials = {"email": "burst@example.com", "password": PASSWORD}
     assert (await http.post("/api/v1/auth/register", json=credentials)).status_code == 201
+    await verify_through_outbox(http, outbox, "burst@example.com")
     login = await http.post("/api/v1/auth/login", json=credentials)
     http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
     account = await http.post(
@@ -143,7 +145,7 @@ async def test_sigterm_mid_burst_keeps_every_acknowledged_alert_and_executes_it_
     try:
         await _wait_live(base_url, first)
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
-            token = await _seed(http)
+            token = await _seed(http, tmp_path / "outbox")
         acknowledged = await _burst(base_url, token, first)
     finally:
         code, stderr = _stop(first)

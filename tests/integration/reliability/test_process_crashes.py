@@ -45,6 +45,7 @@ from tests.integration.reliability.support import (
     orders_per_signal,
     unfinished_jobs,
 )
+from tests.mailbox import verify_through_outbox
 from tests.waiting import eventually
 
 LEASE_SECONDS = 5
@@ -146,10 +147,11 @@ def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
     running.kill()
 
 
-async def _webhook_url(http: httpx.AsyncClient) -> str:
-    """Sign up, add a paper account and a strategy over HTTP; return the webhook URL."""
+async def _webhook_url(http: httpx.AsyncClient, outbox: Path) -> str:
+    """Sign up (verifying the email), add a paper account and a strategy; return the webhook."""
     credentials = {"email": "burst@example.com", "password": PASSWORD}
     assert (await http.post("/api/v1/auth/register", json=credentials)).status_code == 201
+    await verify_through_outbox(http, outbox, "burst@example.com")
     login = await http.post("/api/v1/auth/login", json=credentials)
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     account = await http.post(
@@ -210,7 +212,7 @@ async def test_serve_killed_mid_burst_loses_no_acknowledged_alert_and_doubles_no
 ) -> None:
     await server.start()
     async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
-        webhook = await _webhook_url(http)
+        webhook = await _webhook_url(http, server.data_dir / "outbox")
 
     sent, acknowledged = await _burst(server, webhook)
     async with database.session() as session:

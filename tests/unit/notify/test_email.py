@@ -8,6 +8,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pinelab.config import Settings
 from pinelab.notify.email import (
     Email,
@@ -75,3 +77,56 @@ def test_dead_letter_template_renders_text_and_escaped_html() -> None:
     assert rendered.html is not None
     assert "&lt;Momentum&gt;" in rendered.html
     assert "<Momentum>" not in rendered.html
+
+
+def test_smtp_settings_take_the_seed_names_and_the_earlier_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PINELAB_SMTP_HOST", "mail.example.net")
+    monkeypatch.setenv("PINELAB_SMTP_PORT", "2525")
+    monkeypatch.setenv("PINELAB_SMTP_USERNAME", "old-user")
+    monkeypatch.setenv("PINELAB_SMTP_FROM", "Old <old@example.net>")
+    earlier = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert (earlier.smtp_username, earlier.smtp_from) == ("old-user", "Old <old@example.net>")
+    monkeypatch.setenv("PINELAB_SMTP_USER", "new-user")
+    monkeypatch.setenv("PINELAB_FROM_EMAIL", "PineLab <alerts@example.net>")
+    seed = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert (seed.smtp_host, seed.smtp_port) == ("mail.example.net", 2525)
+    assert (seed.smtp_username, seed.smtp_from) == ("new-user", "PineLab <alerts@example.net>")
+
+
+@pytest.mark.parametrize(
+    ("values", "mode"),
+    [
+        ({}, "starttls"),
+        ({"smtp_port": 465}, "implicit"),
+        ({"smtp_starttls": False}, "none"),
+        ({"smtp_tls": "implicit", "smtp_port": 2465}, "implicit"),
+        ({"smtp_tls": "starttls", "smtp_port": 465}, "starttls"),
+        ({"smtp_tls": "none"}, "none"),
+    ],
+)
+def test_smtp_security_is_starttls_unless_port_465_or_said_otherwise(
+    tmp_path: Path, values: dict[str, Any], mode: str
+) -> None:
+    assert _settings(tmp_path, **values).smtp_tls_mode == mode
+
+
+@pytest.mark.parametrize("template", ["verify_email", "reset_password"])
+def test_account_templates_render_the_link_in_text_and_html(template: str) -> None:
+    link = "https://pinelab.example.net/page?token=abc-DEF_123"
+    rendered = render_email(
+        template,
+        to="ana@example.com",
+        subject="s",
+        link=link,
+        token="abc-DEF_123",
+        hours=24,
+        expires_at="2026-12-08 20:00 UTC",
+        ip="203.0.113.7",
+        base_url="https://pinelab.example.net",
+    )
+    assert link in rendered.text
+    assert rendered.html is not None
+    assert f'href="{link}"' in rendered.html
+    assert "24 hours" in rendered.text

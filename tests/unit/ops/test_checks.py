@@ -105,3 +105,12 @@ def test_unknown_names_in_the_env_file_are_warnings_with_a_suggestion(tmp_path: 
     assert typo.severity == "warning"
     assert "PINELAB_DATABASE_URL" in typo.fix
     assert not has_errors(problems)
+
+
+def test_the_smtp_names_of_the_seed_and_of_earlier_releases_are_known(tmp_path: Path) -> None:
+    names = ["PINELAB_SMTP_USER", "PINELAB_SMTP_USERNAME"]
+    names += ["PINELAB_FROM_EMAIL", "PINELAB_SMTP_FROM"]
+    lines = "".join(f"{name}=ops@example.net\n" for name in names)
+    env = _env(tmp_path, f"{lines}PINELAB_SECRET_KEY={GOOD_KEY}\nPINELAB_SMTP_PASSWORD=x-y-z\n")
+    _, problems = check_all(env, connect=False)
+    assert [p.variable for p in problems if p.severity == "warning"] == [], render(problems)
