@@ -41,7 +41,10 @@ from pinelab.accounts.schemas import (
 )
 from pinelab.api.deps import DatabaseDep, SecretKeyDep, SettingsDep
 from pinelab.api.request import client_ip
+from pinelab.config import Settings
+from pinelab.db import Database
 from pinelab.jobs.dependencies import WorkerDep
+from pinelab.jobs.worker import Worker
 from pinelab.ops.dependencies import RateLimitsDep, limit_by_address, limit_sign_in_by_address
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -211,15 +214,7 @@ async def resend_verification(
 ) -> AcceptedResponse:
     """Mail a new verification link; the same answer whether or not the address has an account."""
     await limits.check("resend-verification", ip=origin.ip_address, email=body.email)
-    async with db.transaction() as session:
-        await recovery.queue_account_email(
-            session,
-            recovery.VERIFY_EMAIL,
-            email=body.email,
-            ip=origin.ip_address,
-            max_attempts=settings.max_retry_attempts,
-        )
-    worker.wake()
+    await _queue_email(db, worker, recovery.VERIFY_EMAIL, body.email, origin, settings)
     return AcceptedResponse(message=EMAIL_ON_ITS_WAY.format(what="an unverified account"))
 
 
@@ -234,16 +229,28 @@ async def request_reset(
 ) -> AcceptedResponse:
     """Mail a password-reset link; the same answer and work whether or not the address exists."""
     await limits.check("request-reset", ip=origin.ip_address, email=body.email)
+    await _queue_email(db, worker, recovery.RESET_PASSWORD, body.email, origin, settings)
+    return AcceptedResponse(message=EMAIL_ON_ITS_WAY.format(what="an account"))
+
+
+async def _queue_email(
+    db: Database,
+    worker: Worker,
+    kind: str,
+    email: str,
+    origin: service.SessionOrigin,
+    settings: Settings,
+) -> None:
+    """Queue an account email by address: the job finds the account, if any, and mails it."""
     async with db.transaction() as session:
         await recovery.queue_account_email(
             session,
-            recovery.RESET_PASSWORD,
-            email=body.email,
+            kind,
+            email=email,
             ip=origin.ip_address,
             max_attempts=settings.max_retry_attempts,
         )
     worker.wake()
-    return AcceptedResponse(message=EMAIL_ON_ITS_WAY.format(what="an account"))
 
 
 @router.post("/validate-reset-token", responses=_BAD_TOKEN, dependencies=ANONYMOUS)
