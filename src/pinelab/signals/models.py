@@ -20,25 +20,16 @@ class Signal(Base):
         UniqueConstraint("strategy_id", "idempotency_key"),
         Index("ix_signal_user_id_id", "user_id", "id"),
         # The duplicate-window check looks up unkeyed alerts only (a keyed alert is a repeat by
-        # its key): partial, so keyed alerts skip a random-order insert on every webhook. On
-        # SQLite the (always NULL) key column makes it the planner's choice over the unique
-        # index above; PostgreSQL drops that implied qual, so there the key column would leave
-        # body_hash unsearchable, and its index is (strategy_id, body_hash).
+        # its key): partial, so keyed alerts skip a random-order insert on every webhook. The
+        # (always NULL) key column makes it the planner's choice over the unique index above.
         Index(
             "ix_signal_unkeyed_body_hash",
             "strategy_id",
             "idempotency_key",
             "body_hash",
             sqlite_where=text("idempotency_key IS NULL"),
-            info={"only_on": "sqlite"},  # for Alembic's comparison (db/migrations/env.py)
-        ).ddl_if(dialect="sqlite"),
-        Index(
-            "ix_signal_unkeyed_strategy_body_hash",
-            "strategy_id",
-            "body_hash",
             postgresql_where=text("idempotency_key IS NULL"),
-            info={"only_on": "postgresql"},
-        ).ddl_if(dialect="postgresql"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

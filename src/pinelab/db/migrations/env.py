@@ -24,21 +24,11 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    dialect = connection.dialect.name
-
-    def include_object(
-        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-    ) -> bool:
-        """Compare only what this dialect has: an object may be one dialect's (`only_on`)."""
-        only_on = getattr(obj, "info", {}).get("only_on")
-        return only_on is None or only_on == dialect
-
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=dialect == "sqlite",
+        render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
